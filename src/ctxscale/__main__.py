@@ -1,0 +1,5 @@
+"""Allow ``python -m ctxscale``."""
+
+from ctxscale.cli import main
+
+raise SystemExit(main())

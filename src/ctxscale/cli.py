@@ -1,0 +1,43 @@
+"""The ``ctxscale`` command line: one subcommand per stage of the pipeline.
+
+Each stage module exposes ``add_cli(subparsers)``, which adds its subcommand(s) and
+sets ``func`` on the parser; ``func(args)`` returns an exit status. A
+:class:`~ctxscale.errors.CtxscaleError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ctxscale import __version__
+from ctxscale.errors import CtxscaleError
+
+# Modules that contribute subcommands, in the order they appear in --help.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ctxscale",
+        description="Context-aware scaling laws: fit, predict, evaluate, report.",
+    )
+    parser.add_argument("--version", action="version", version=f"ctxscale {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CtxscaleError as exc:
+        print(f"ctxscale {args.command}: error: {exc}", file=sys.stderr)
+        return 2

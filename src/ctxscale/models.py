@@ -1,0 +1,106 @@
+"""Model entries of the config: families of checkpoints with the law's inputs N, D, n_ctx.
+
+A family block in ``config.yaml`` names a model family, its role in the experiment
+and its checkpoints; settings given on the family (backend, dtype, tensor parallel
+size, ...) apply to every checkpoint unless a checkpoint overrides them::
+
+    families:
+      - name: llama-2-7b-yarn
+        role: fit              # fit: the law is fitted on it; ood: predicted only;
+                               # technique: another context-extension method, predicted only
+        backend: vllm
+        tensor_parallel_size: 2
+        checkpoints:
+          - name: llama-2-7b-yarn-8k
+            hub_id: WangResearchLab/Yarn-Llama-2-7b-8k
+            N: 6476271616      # non-embedding parameters
+            D: 2.00021e12      # training tokens, context-extension tokens included
+            n_ctx: 8192        # context limit the checkpoint was trained/extended to
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctxscale.errors import CtxscaleError
+
+ROLES = ("fit", "ood", "technique")
+_FAMILY_ONLY = {"name", "role", "checkpoints"}
+_CHECKPOINT_FIELDS = {"name", "hub_id", "path", "gguf", "revision", "N", "D", "n_ctx", "backend"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One checkpoint: where its weights are, and the law's inputs for it."""
+
+    name: str
+    family: str
+    role: str
+    N: float
+    D: float
+    n_ctx: int
+    backend: str
+    hub_id: str | None = None
+    path: str | None = None
+    gguf: dict[str, Any] | None = None
+    revision: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def C(self) -> float:
+        """Training compute C = 6 N D (Kaplan et al.), in FLOPs."""
+        return 6.0 * self.N * self.D
+
+
+def models_from_config(config: dict[str, Any]) -> list[ModelSpec]:
+    """Flatten ``config['families']`` into checkpoints, in config order; names must be unique."""
+    specs: list[ModelSpec] = []
+    seen: set[str] = set()
+    for i, fam in enumerate(config.get("families") or []):
+        fname = fam.get("name") or f"families[{i}]"
+        role = fam.get("role", "fit")
+        if role not in ROLES:
+            raise CtxscaleError(f"family {fname!r}: role {role!r} is not one of {', '.join(ROLES)}")
+        shared = {k: v for k, v in fam.items() if k not in _FAMILY_ONLY}
+        for j, ckpt in enumerate(fam.get("checkpoints") or []):
+            where = f"family {fname!r} checkpoint {ckpt.get('name', j)!r}"
+            merged = {**shared, **ckpt}
+            for key in ("name", "N", "D", "n_ctx", "backend"):
+                if merged.get(key) is None:
+                    raise CtxscaleError(f"{where}: missing field {key!r}")
+            if not (merged.get("hub_id") or merged.get("path") or merged.get("gguf")):
+                raise CtxscaleError(f"{where}: needs one of 'hub_id', 'path' or 'gguf'")
+            for key in ("N", "D", "n_ctx"):
+                if float(merged[key]) <= 0:
+                    raise CtxscaleError(f"{where}: {key} must be positive, got {merged[key]!r}")
+            if merged["name"] in seen:
+                raise CtxscaleError(f"{where}: checkpoint name {merged['name']!r} is used twice")
+            seen.add(merged["name"])
+            specs.append(
+                ModelSpec(
+                    name=str(merged["name"]),
+                    family=str(fname),
+                    role=role,
+                    N=float(merged["N"]),
+                    D=float(merged["D"]),
+                    n_ctx=int(merged["n_ctx"]),
+                    backend=str(merged["backend"]),
+                    hub_id=merged.get("hub_id"),
+                    path=merged.get("path"),
+                    gguf=merged.get("gguf"),
+                    revision=merged.get("revision"),
+                    settings={k: v for k, v in merged.items() if k not in _CHECKPOINT_FIELDS},
+                )
+            )
+    return specs
+
+
+def model_by_name(config: dict[str, Any], name: str) -> ModelSpec:
+    """The checkpoint called ``name``; the error lists the known names."""
+    specs = models_from_config(config)
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in specs)
+    raise CtxscaleError(f"unknown model {name!r}; known models: {known}")

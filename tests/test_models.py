@@ -1,0 +1,50 @@
+"""Family blocks of the config flatten into checkpoints with N, D, n_ctx and C = 6 N D."""
+
+import pytest
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.models import model_by_name, models_from_config
+
+CONFIG = {
+    "families": [
+        {
+            "name": "llama-2-7b-yarn",
+            "role": "fit",
+            "backend": "vllm",
+            "tensor_parallel_size": 2,
+            "checkpoints": [
+                {"name": "a", "hub_id": "x/a", "N": 6476271616, "D": 2.0e12, "n_ctx": 4096},
+                {"name": "b", "hub_id": "x/b", "N": 6476271616, "D": 2.00021e12, "n_ctx": 8192},
+            ],
+        }
+    ]
+}
+
+
+def test_family_settings_reach_every_checkpoint():
+    specs = models_from_config(CONFIG)
+    assert [s.name for s in specs] == ["a", "b"]
+    assert all(s.backend == "vllm" and s.settings["tensor_parallel_size"] == 2 for s in specs)
+    assert specs[0].C == pytest.approx(6 * 6476271616 * 2.0e12)  # noqa: SIM300
+    assert specs[1].n_ctx == 8192
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(CtxscaleError, match="known models: a, b"):
+        model_by_name(CONFIG, "c")
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"N": None}, "missing field 'N'"),
+        ({"n_ctx": -1}, "n_ctx must be positive"),
+        ({"hub_id": None}, "needs one of"),
+        ({"name": "a"}, "used twice"),
+    ],
+)
+def test_bad_checkpoint_is_named(patch, message):
+    fam = dict(CONFIG["families"][0])
+    fam["checkpoints"] = [fam["checkpoints"][0], {**fam["checkpoints"][1], **patch}]
+    with pytest.raises(CtxscaleError, match=message):
+        models_from_config({"families": [fam]})
