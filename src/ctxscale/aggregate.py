@@ -1,0 +1,217 @@
+"""Generation shards -> the scores table and the task-level points the law is fitted to.
+
+``results/scores.csv``: one row per (model, dataset, n_shots) with the model's law inputs
+(N, D, C = 6 N D, n_ctx) from the config, the mean prompt length n_pmt and the mean metric
+value (score) over the instances the backend ran. ``results/points.csv``: one row per
+(model, task, n_shots), the unweighted mean over the task's datasets (as the paper
+aggregates a task). Instances whose status is not "ok" (e.g. "over_context", a prompt the
+backend could not run) are not scored; they are counted in ``n_excluded`` and named on
+stderr, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ctxscale import artifacts
+from ctxscale.config import load_config
+from ctxscale.errors import CtxscaleError
+
+FLOAT_FORMAT = "%.12g"
+SCORE_COLUMNS = [
+    "family",
+    "model",
+    "role",
+    "task",
+    "dataset",
+    "n_shots",
+    "n_ctx",
+    "N",
+    "D",
+    "C",
+    "n_pmt",
+    "score",
+    "n_instances",
+    "n_excluded",
+]
+POINT_COLUMNS = [
+    "family",
+    "model",
+    "role",
+    "task",
+    "n_shots",
+    "n_ctx",
+    "N",
+    "D",
+    "C",
+    "n_pmt",
+    "score",
+    "n_datasets",
+]
+_RECORD_FIELDS = ("id", "n_pmt", "score", "status")
+
+
+def read_shard(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Settings line and records of one complete shard; errors name file and line."""
+    path = Path(path)
+    if not path.exists():
+        partial = path.with_name(path.name + ".partial")
+        hint = " (only a .partial exists: rerun its inference)" if partial.exists() else ""
+        raise CtxscaleError(f"generation shard {path} is missing{hint}")
+    settings: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                raise CtxscaleError(f"{path}:{lineno}: not a JSON line") from None
+            if settings is None:
+                if not isinstance(obj, dict) or not isinstance(obj.get("settings"), dict):
+                    raise CtxscaleError(f"{path}:{lineno}: first line must be {{'settings': ...}}")
+                settings = obj["settings"]
+                continue
+            for key in _RECORD_FIELDS:
+                if key not in obj:
+                    raise CtxscaleError(f"{path}:{lineno}: record lacks field {key!r}")
+            if str(obj["id"]) in seen:
+                raise CtxscaleError(f"{path}:{lineno}: instance id {obj['id']!r} appears twice")
+            seen.add(str(obj["id"]))
+            if obj["status"] == "ok":
+                score = obj["score"]
+                if not isinstance(score, int | float) or not 0.0 <= float(score) <= 1.0:
+                    raise CtxscaleError(f"{path}:{lineno}: score {score!r} is not in [0, 1]")
+            records.append(obj)
+    if settings is None:
+        raise CtxscaleError(f"{path}: empty shard (no settings line)")
+    return settings, records
+
+
+def _task_from_prompts(prompts_dir: Path, dataset: str, n_shots: int) -> str | None:
+    path = prompts_dir / dataset / f"{n_shots}.json"
+    if path.exists():
+        with path.open(encoding="utf-8") as fh:
+            task = json.load(fh).get("task")
+        return str(task) if task else None
+    return None
+
+
+def build_scores(
+    config: dict[str, Any],
+    generations_dir: str | Path = "results/generations",
+    prompts_dir: str | Path = "results/prompts",
+) -> pd.DataFrame:
+    """One row per (model, dataset, n_shots) of the config; every shard must be present."""
+    rows = []
+    for spec in artifacts.models(config):
+        for dataset in config["datasets"]:
+            task = None
+            for n_shots in config["n_shots"]:
+                path = Path(artifacts.shard_path(spec.name, dataset, n_shots, str(generations_dir)))
+                settings, records = read_shard(path)
+                for key, want in (("model", spec.name), ("dataset", dataset), ("n_shots", n_shots)):
+                    if key in settings and settings[key] != want:
+                        raise CtxscaleError(
+                            f"{path}: settings.{key} is {settings[key]!r}, expected {want!r}"
+                        )
+                task = (
+                    settings.get("task")
+                    or task
+                    or _task_from_prompts(Path(prompts_dir), dataset, n_shots)
+                    or artifacts.task_of(dataset)
+                )
+                ok = [r for r in records if r["status"] == "ok"]
+                excluded = len(records) - len(ok)
+                if excluded:
+                    reasons = sorted({str(r["status"]) for r in records if r["status"] != "ok"})
+                    print(
+                        f"scores: {path}: {excluded} of {len(records)} instances not scored "
+                        f"(status {', '.join(reasons)})",
+                        file=sys.stderr,
+                    )
+                if not ok:
+                    continue
+                rows.append(
+                    {
+                        "family": spec.family,
+                        "model": spec.name,
+                        "role": spec.role,
+                        "task": task,
+                        "dataset": dataset,
+                        "n_shots": int(n_shots),
+                        "n_ctx": int(spec.n_ctx),
+                        "N": float(spec.N),
+                        "D": float(spec.D),
+                        "C": float(spec.C),
+                        "n_pmt": math.fsum(float(r["n_pmt"]) for r in ok) / len(ok),
+                        "score": math.fsum(float(r["score"]) for r in ok) / len(ok),
+                        "n_instances": len(ok),
+                        "n_excluded": excluded,
+                    }
+                )
+    df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    return df.sort_values(["family", "model", "dataset", "n_shots"], kind="mergesort").reset_index(
+        drop=True
+    )
+
+
+def build_points(scores: pd.DataFrame) -> pd.DataFrame:
+    """Task-level points: the unweighted mean of a task's datasets at one (model, n_shots)."""
+    keys = ["family", "model", "role", "task", "n_shots", "n_ctx", "N", "D", "C"]
+    rows = []
+    for key, grp in scores.groupby(keys, sort=True):
+        grp = grp.sort_values("dataset", kind="mergesort")
+        row = dict(zip(keys, key, strict=True))
+        row["n_pmt"] = math.fsum(grp["n_pmt"]) / len(grp)
+        row["score"] = math.fsum(grp["score"]) / len(grp)
+        row["n_datasets"] = len(grp)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=POINT_COLUMNS)
+    return df.sort_values(["family", "model", "task", "n_shots"], kind="mergesort").reset_index(
+        drop=True
+    )
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """CSV with fixed float formatting and Unix newlines (byte-identical on regeneration)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    tmp.replace(path)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    scores = build_scores(config, args.generations, args.prompts)
+    if scores.empty:
+        raise CtxscaleError("no scored instances in any shard: nothing to aggregate")
+    points = build_points(scores)
+    write_table(scores, args.out)
+    write_table(points, args.points)
+    print(f"scores: {len(scores)} rows -> {args.out}; {len(points)} points -> {args.points}")
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "scores",
+        help="aggregate generation shards into results/scores.csv and results/points.csv",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--config", required=True, help="experiment config (YAML)")
+    p.add_argument("--generations", default="results/generations", help="shard root directory")
+    p.add_argument("--prompts", default="results/prompts", help="prompt root (task names)")
+    p.add_argument("--out", default="results/scores.csv", help="scores table (CSV)")
+    p.add_argument("--points", default="results/points.csv", help="task-level points (CSV)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,148 @@
+"""Load and validate the experiment configuration (``config.yaml`` and its presets).
+
+The JSON schema ``config.schema.yaml`` beside this module is the single definition of the
+config: the workflow validates against it when it starts (Snakemake ``validate``) and every
+``ctxscale --config`` command loads its file through :func:`load_config`. Both fill in the
+schema's defaults, so a rule and a user running the CLI by hand see the same settings.
+A malformed config is one :class:`CtxscaleError` line naming the field, before any work.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.models import models_from_config
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The config schema (a dict), read once."""
+    with SCHEMA_PATH.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _field(path: Any) -> str:
+    """``families[0].checkpoints[2].N`` from a jsonschema error path."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator class that also writes each property's ``default`` into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema_):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema_)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` (a copy gets the defaults filled in) and return that copy.
+
+    Checks the schema first, then the family blocks (``models_from_config``), so the
+    message names the first wrong field, e.g. ``config: seed: 'x' is not of type 'integer'``.
+    """
+    if not isinstance(config, dict):
+        raise CtxscaleError("config: the top level must be a mapping of settings")
+    filled = copy.deepcopy(config)
+    errors = sorted(
+        _Validator(schema()).iter_errors(filled),
+        key=lambda e: (len(e.absolute_path), [str(p) for p in e.absolute_path]),
+    )
+    if errors:
+        err = errors[0]
+        if err.validator == "additionalProperties" and err.validator_value is False:
+            known = ", ".join(sorted(err.schema.get("properties", {})))
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            where = _field(list(err.absolute_path) + [extra[0]]) if extra else _field(err.path)
+            raise CtxscaleError(f"config: {where}: unknown setting; known here: {known}")
+        raise CtxscaleError(f"config: {_field(err.absolute_path)}: {err.message}")
+    models_from_config(filled)
+    return filled
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, validate it and fill in the defaults."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CtxscaleError(f"config {path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise CtxscaleError(f"config {path}:{where} is not valid YAML") from None
+    try:
+        return validate_config(data if data is not None else {})
+    except CtxscaleError as exc:
+        raise CtxscaleError(f"{path}: {exc}") from None
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    """Canonical YAML text of a config (sorted keys), identical for equal configs."""
+    return yaml.safe_dump(config, sort_keys=True, default_flow_style=False, allow_unicode=True)
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """Short sha256 of the canonical config: names the resolved copy the workflow writes."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def write_config(config: dict[str, Any], path: str | Path) -> Path:
+    """Write the canonical YAML of ``config`` to ``path`` unless it already holds exactly that.
+
+    Leaving an identical file untouched keeps its mtime, so Snakemake sees nothing new.
+    """
+    path = Path(path)
+    text = dump_config(config)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+def _run(args: Any) -> int:
+    config = load_config(args.config)
+    if args.out:
+        write_config(config, args.out)
+        print(f"config: {args.config} is valid -> {args.out}")
+    else:
+        print(dump_config(config), end="")
+    return 0
+
+
+def add_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "config",
+        help="validate a config file and print (or write) it with every default filled in",
+        description="Validate CONFIG against the schema; print the resolved config or write it.",
+    )
+    p.add_argument("config", help="experiment config (YAML)")
+    p.add_argument("--out", help="write the resolved config here instead of printing it")
+    p.set_defaults(func=_run)

@@ -1,0 +1,131 @@
+# Configuration, validation and the artifact list shared by every rule file.
+
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from ctxscale import artifacts  # noqa: E402
+from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
+from ctxscale.errors import CtxscaleError  # noqa: E402
+
+# Our validator first: one line naming the field; then Snakemake's own, which fills the
+# schema's defaults into `config` for the rules.
+try:
+    _resolved = validate_config(config)
+except CtxscaleError as _exc:
+    raise WorkflowError(str(_exc)) from None
+validate(config, "../schemas/config.schema.yaml")
+
+# The resolved config every `ctxscale --config` call reads. Its path depends only on the
+# config files given (so a dry run of another preset never overwrites it, and editing a
+# value does not rename it, which would make every rule's params look changed); the file
+# is rewritten only when its content changes.
+_KEY = hashlib.sha256("\0".join(map(str, workflow.configfiles)).encode()).hexdigest()[:12]
+CFG = str(write_config(_resolved, f".snakemake/ctxscale/config-{_KEY}.yaml"))
+
+MODELS = {m.name: m for m in artifacts.models(config)}
+FIGURES = artifacts.figure_names(config)
+PREDICTIONS = artifacts.prediction_names(config)
+ALL_ARTIFACTS = artifacts.all_artifacts(config)
+MANIFEST = artifacts.MANIFEST
+SHARDS = artifacts.shards(config)
+FIT_INPUTS = ["results/points.csv"]
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, config["datasets"])),
+    n_shots=r"\d+",
+    model="|".join(map(re.escape, MODELS)),
+    fit="|".join(artifacts.FITS),
+    prediction="|".join(artifacts.PREDICTIONS),
+    figure="|".join(FIGURES),
+    table="|".join(artifacts.TABLES),
+
+
+def model_settings(wildcards):
+    """Everything about one checkpoint that changes its generations (rerun trigger)."""
+    return settings_of(wildcards.model)
+
+
+def settings_of(name):
+    m = MODELS[name]
+    return {
+        "name": m.name,
+        "backend": m.backend,
+        "hub_id": m.hub_id,
+        "path": m.path,
+        "gguf": m.gguf,
+        "revision": m.revision,
+        "n_ctx": m.n_ctx,
+        "settings": m.settings,
+        "inference": config["inference"],
+        "seed": config["seed"],
+    }
+
+
+def gpus(wildcards):
+    """GPUs for one inference job: tensor_parallel_size for GPU backends, else none."""
+    m = MODELS[wildcards.model]
+    if "gpus" in m.settings:
+        return int(m.settings["gpus"])
+    return int(m.settings.get("tensor_parallel_size", 1)) if m.backend == "vllm" else 0
+
+
+def infer_mem_mb(wildcards):
+    n = gpus(wildcards)
+    res = config["resources"]
+    return res["infer_mem_mb"] if n == 0 else max(res["infer_mem_mb"], n * res["gpu_mem_mb_per_gpu"])
+
+
+def infer_runtime(wildcards):
+    res = config["resources"]
+    return res["gpu_runtime"] if gpus(wildcards) else res["infer_runtime"]
+
+
+def fit_options(wildcards):
+    """`ctxscale fit` options of each fit of the workflow (BRIEF contract 5)."""
+    fit = config["fit"]
+    common = f"--where role=fit --loss {fit['loss']} --seed {fit['seed']} --bootstrap {fit['bootstrap']}"
+    return {
+        "main": f"{common} --penalty {fit['penalty']}",
+        "no_penalty": f"{common} --no-penalty",
+        "extrapolation": f"{common} --penalty {fit['penalty']} --holdout-npmt {fit['holdout_npmt']:g}",
+        "context_agnostic": f"{common} --law context_agnostic",
+    }[wildcards.fit]
+
+
+def figure_inputs(wildcards):
+    """What each figure reads: the points and the fits/predictions it draws."""
+    name = wildcards.figure
+    inputs = {"points": "results/points.csv", "fit": "results/fits/main.json"}
+    if name == "fig1_context_agnostic":
+        inputs["agnostic"] = "results/fits/context_agnostic.json"
+    elif name.startswith("fig") and "_extrapolation_" in name:
+        inputs["fit"] = "results/fits/extrapolation.json"
+    elif name == "ood_compute":
+        inputs["predictions"] = "results/predictions/ood.csv"
+    elif name == "yarn_vs_pi":
+        inputs["predictions"] = "results/predictions/technique.csv"
+    return inputs
+
+
+def table_inputs(wildcards):
+    inputs = {"points": "results/points.csv", "fit": "results/fits/main.json"}
+    if wildcards.table == "ablation":
+        inputs["no_penalty"] = "results/fits/no_penalty.json"
+    elif wildcards.table == "mae":
+        inputs["extrapolation"] = "results/fits/extrapolation.json"
+    return inputs
+
+
+def cli_options(inputs, skip=("points",)):
+    """`--key path` for each named input (keys with _ become -)."""
+    return " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in inputs.items() if k not in skip
+    )

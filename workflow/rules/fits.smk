@@ -1,0 +1,20 @@
+# Fits of the law on the fit-role models (BRIEF contract 5):
+#   main              context-aware law, the configured penalty
+#   no_penalty        the penalty ablation
+#   extrapolation     fit on n_pmt < fit.holdout_npmt, MAE on the rest
+#   context_agnostic  compute term only (Figure 1's baseline)
+
+
+rule fit:
+    input:
+        FIT_INPUTS,
+    output:
+        "results/fits/{fit}.json",
+    params:
+        options=fit_options,
+    log:
+        "logs/fit/{fit}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "ctxscale fit {input} --out {output} {params.options} > {log} 2>&1"

@@ -1,0 +1,19 @@
+# Aggregation: shards -> results/scores.csv and results/points.csv (BRIEF contract 4).
+
+
+rule scores:
+    input:
+        SHARDS,
+    output:
+        scores="results/scores.csv",
+        points="results/points.csv",
+    params:
+        config=CFG,
+        models=[settings_of(m) for m in MODELS],
+    log:
+        "logs/scores.log",
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "ctxscale scores --config {params.config} --out {output.scores} --points {output.points}"
+        " > {log} 2>&1"
