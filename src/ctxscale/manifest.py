@@ -48,10 +48,7 @@ def write_manifest(paths: list[str], out: str | Path, root: str | Path = ".") ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.paths:
-        paths = list(args.paths)
-    else:
-        paths = artifacts.all_artifacts(load_config(args.config))
+    paths = args.paths or artifacts.all_artifacts(load_config(args.config))
     n = write_manifest([p for p in paths if p != args.out], args.out)
     print(f"manifest: {n} artifacts -> {args.out}")
     return 0
