@@ -1,0 +1,161 @@
+"""Shards -> scores.csv / points.csv (contract 4) and the manifest of artifacts."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ctxscale import artifacts
+from ctxscale.aggregate import POINT_COLUMNS, SCORE_COLUMNS, build_points, build_scores
+from ctxscale.cli import main
+from ctxscale.config import validate_config
+from ctxscale.errors import CtxscaleError
+from ctxscale.manifest import manifest_text
+
+CONFIG = validate_config(
+    {
+        "datasets": ["gsm8k", "deepmind_mathematics", "piqa"],
+        "n_shots": [0, 3],
+        "families": [
+            {
+                "name": "small",
+                "backend": "transformers",
+                "checkpoints": [
+                    {"name": "s1", "path": "a", "N": 1.0e8, "D": 2.0e12, "n_ctx": 2048},
+                    {"name": "s2", "path": "b", "N": 3.0e8, "D": 2.0e12, "n_ctx": 4096},
+                ],
+            },
+            {
+                "name": "other",
+                "role": "ood",
+                "backend": "transformers",
+                "checkpoints": [{"name": "o1", "path": "c", "N": 1e9, "D": 1e12, "n_ctx": 8192}],
+            },
+        ],
+    }
+)
+
+
+def write_shard(root, model, dataset, n_shots, records, settings=None):
+    path = Path(artifacts.shard_path(model, dataset, n_shots, str(root)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = {"model": model, "dataset": dataset, "n_shots": n_shots, **(settings or {})}
+    lines = [json.dumps({"settings": head})]
+    lines += [json.dumps({"output": "", "n_gen": 1, **r}) for r in records]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def rec(i, n_pmt, score, status="ok"):
+    return {"id": f"i{i}", "n_pmt": n_pmt, "score": score, "status": status}
+
+
+@pytest.fixture
+def gens(tmp_path):
+    root = tmp_path / "generations"
+    for m in ("s1", "s2", "o1"):
+        for d in CONFIG["datasets"]:
+            for k in CONFIG["n_shots"]:
+                base = 10 + 40 * k
+                scores = [1.0, 0.0, 0.5] if d != "piqa" else [1.0, 1.0, 0.0]
+                write_shard(root, m, d, k, [rec(i, base + i, s) for i, s in enumerate(scores)])
+    return root
+
+
+def test_scores_rows_and_law_inputs(gens):
+    df = build_scores(CONFIG, gens, gens.parent / "no-prompts")
+    assert list(df.columns) == SCORE_COLUMNS
+    assert len(df) == 3 * 3 * 2
+    row = df[(df.model == "s2") & (df.dataset == "piqa") & (df.n_shots == 3)].iloc[0]
+    assert row.task == "common_sense" and row.role == "fit" and row.family == "small"
+    assert row.n_ctx == 4096 and pytest.approx(6 * 3.0e8 * 2.0e12) == row.C
+    assert row.n_pmt == pytest.approx(131.0) and row.score == pytest.approx(2 / 3)
+    assert row.n_instances == 3 and row.n_excluded == 0
+    assert set(df[df.model == "o1"].role) == {"ood"}
+
+
+def test_points_average_datasets_of_a_task(gens):
+    pts = build_points(build_scores(CONFIG, gens))
+    assert list(pts.columns) == POINT_COLUMNS
+    assert len(pts) == 3 * 2 * 2  # models x tasks x n_shots
+    arith = pts[(pts.model == "s1") & (pts.task == "arithmetic") & (pts.n_shots == 0)].iloc[0]
+    assert arith.n_datasets == 2 and arith.score == pytest.approx(0.5)
+
+
+def test_non_ok_records_are_counted_not_scored(tmp_path, gens, capsys):
+    recs = [rec(0, 5000, 0.0, "over_context"), rec(1, 10, 1.0), rec(2, 20, 0.0)]
+    write_shard(gens, "s1", "gsm8k", 0, recs)
+    df = build_scores(CONFIG, gens)
+    row = df[(df.model == "s1") & (df.dataset == "gsm8k") & (df.n_shots == 0)].iloc[0]
+    assert row.n_instances == 2 and row.n_excluded == 1 and row.n_pmt == pytest.approx(15)
+    assert "1 of 3 instances not scored (status over_context)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([rec(0, 1, 1.5)], r"gsm8k/3\.jsonl:2: score 1\.5 is not in \[0, 1\]"),
+        ([rec(0, 1, 1.0), rec(0, 1, 1.0)], r"3\.jsonl:3: instance id 'i0' appears twice"),
+        ([{"id": "x", "n_pmt": 3, "status": "ok"}], r"3\.jsonl:2: record lacks field 'score'"),
+    ],
+)
+def test_bad_shard_is_named(gens, records, message):
+    write_shard(gens, "s2", "gsm8k", 3, records)
+    with pytest.raises(CtxscaleError, match=message):
+        build_scores(CONFIG, gens)
+
+
+def test_missing_shard_and_partial_hint(gens):
+    path = Path(artifacts.shard_path("o1", "piqa", 3, str(gens)))
+    path.rename(path.with_name(path.name + ".partial"))
+    with pytest.raises(CtxscaleError, match=r"o1/piqa/3\.jsonl is missing \(only a \.partial"):
+        build_scores(CONFIG, gens)
+
+
+def test_settings_mismatch_is_an_error(gens):
+    write_shard(gens, "s1", "piqa", 0, [rec(0, 1, 1.0)], {"model": "s2"})
+    with pytest.raises(CtxscaleError, match="settings.model is 's2', expected 's1'"):
+        build_scores(CONFIG, gens)
+
+
+def test_cli_is_deterministic_and_writes_both_tables(tmp_path, gens):
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    outs = []
+    for i in range(2):
+        s, p = tmp_path / f"s{i}.csv", tmp_path / f"p{i}.csv"
+        argv = ["scores", "--config", str(cfg), "--generations", str(gens), "--out", str(s)]
+        assert main([*argv, "--points", str(p)]) == 0
+        outs.append((s.read_bytes(), p.read_bytes()))
+    assert outs[0] == outs[1]
+    assert pd.read_csv(tmp_path / "p0.csv").score.between(0, 1).all()
+    assert b"\r" not in outs[0][0]
+
+
+def test_manifest_is_sorted_and_complete(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.txt").write_bytes(b"hello")
+    (tmp_path / "a.txt").write_bytes(b"")
+    text = manifest_text(["b/x.txt", "a.txt"], tmp_path)
+    lines = text.splitlines()
+    assert lines[0] == "path\tbytes\tsha256"
+    assert lines[1].startswith("a.txt\t0\te3b0c442")
+    assert lines[2] == (
+        "b/x.txt\t5\t2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    )
+    with pytest.raises(CtxscaleError, match="artifact c.txt is missing"):
+        manifest_text(["c.txt"], tmp_path)
+
+
+def test_artifact_list_follows_the_config():
+    names = artifacts.figure_names(CONFIG)
+    assert "ood_compute" in names and "yarn_vs_pi" not in names
+    assert "fig4_contour_translation" not in names and "fig3_contour_common_sense" in names
+    every = artifacts.all_artifacts(CONFIG)
+    assert every == sorted(every) and artifacts.MANIFEST not in every
+    assert "results/predictions/ood.csv" in every
+    assert "results/predictions/technique.csv" not in every
+    assert len([p for p in every if p.startswith("results/generations/")]) == 3 * 3 * 2

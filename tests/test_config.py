@@ -1,0 +1,125 @@
+"""The config schema and loader: presets are valid, a malformed config names its field."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ctxscale.cli import main
+from ctxscale.config import config_digest, load_config, validate_config, write_config
+from ctxscale.errors import CtxscaleError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _merged(*files):
+    """What Snakemake's --configfile does: later files update earlier ones, dicts deeply."""
+    out: dict = {}
+
+    def update(a, b):
+        for k, v in b.items():
+            if isinstance(v, dict) and isinstance(a.get(k), dict):
+                update(a[k], v)
+            else:
+                a[k] = v
+
+    for f in files:
+        update(out, yaml.safe_load(Path(f).read_text()))
+    return out
+
+
+@pytest.mark.parametrize("preset", [None, "paper.yaml", "ci.yaml"])
+def test_shipped_configs_are_valid(preset):
+    files = [ROOT / "config.yaml"] + ([ROOT / "workflow/presets" / preset] if preset else [])
+    config = validate_config(_merged(*files))
+    assert config["seed"] == 31337
+    assert config["fit"]["loss"] in ("squared", "absolute", "huber")
+
+
+def test_defaults_are_filled_and_digest_is_stable():
+    config = load_config(ROOT / "config.yaml")
+    assert config["data"]["max_instance_tokens"] == 256
+    assert config["resources"]["infer_mem_mb"] > 0
+    assert config_digest(config) == config_digest(load_config(ROOT / "config.yaml"))
+
+
+def test_schema_in_workflow_dir_is_the_package_schema():
+    a = (ROOT / "workflow/schemas/config.schema.yaml").read_bytes()
+    assert a == (ROOT / "src/ctxscale/config.schema.yaml").read_bytes()
+
+
+GOOD = {
+    "datasets": ["deepmind_mathematics"],
+    "n_shots": [0, 1],
+    "families": [
+        {
+            "name": "f",
+            "backend": "transformers",
+            "checkpoints": [{"name": "m", "path": "x", "N": 1e8, "D": 1e12, "n_ctx": 2048}],
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"seed": "x"}, r"^config: seed: 'x' is not of type 'integer'$"),
+        ({"n_shots": [0, -1]}, r"^config: n_shots\[1\]: -1 is less than the minimum of 0$"),
+        ({"n_shot": [0]}, r"^config: n_shot: unknown setting; known here: .*n_shots"),
+        ({"fit": {"loss": "cubic"}}, r"^config: fit\.loss: 'cubic' is not one of"),
+        ({"datasets": []}, r"^config: datasets: \[\] should be non-empty"),
+        (
+            {"families": [{**GOOD["families"][0], "checkpoints": [{"name": "m", "N": 1}]}]},
+            r"^config: families\[0\]\.checkpoints\[0\]: 'D' is a required property",
+        ),
+        (
+            {"families": [{**GOOD["families"][0], "role": "test"}]},
+            r"^config: families\[0\]\.role: 'test' is not one of",
+        ),
+    ],
+)
+def test_malformed_config_names_the_field(patch, message):
+    with pytest.raises(CtxscaleError, match=message):
+        validate_config({**GOOD, **patch})
+
+
+def test_family_checks_run_after_the_schema():
+    fam = {k: v for k, v in GOOD["families"][0].items() if k != "backend"}
+    fam["checkpoints"] = [{"name": "m", "path": "x", "N": 1, "D": 1, "n_ctx": 1}]
+    with pytest.raises(CtxscaleError, match="missing field 'backend'"):
+        validate_config({**GOOD, "families": [fam]})
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**GOOD, "seed": -3}))
+    assert main(["config", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ctxscale config: error: {bad}: config: seed: -3 is less than the minimum of 0"]
+
+
+def test_yaml_exponent_without_sign_is_caught(tmp_path):
+    # PyYAML reads 2.0e12 as a string (YAML 1.1); the schema says so plainly.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(GOOD).replace("1000000000000.0", "2.0e12"))
+    with pytest.raises(CtxscaleError, match=r"checkpoints\[0\]\.D: '2.0e12' is not of type"):
+        load_config(bad)
+
+
+def test_write_config_keeps_identical_file_untouched(tmp_path):
+    path = write_config(validate_config(GOOD), tmp_path / "c.yaml")
+    before = path.stat().st_mtime_ns
+    write_config(validate_config(GOOD), path)
+    assert path.stat().st_mtime_ns == before
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(
+        [sys.executable, "-m", "ctxscale", "config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0 and out.stdout == path.read_text()
