@@ -1,0 +1,153 @@
+"""The Snakemake workflow's DAG: job counts per rule, single targets, family swap, config errors.
+
+Dry runs only (no inference, no GPU): each test runs `snakemake -n` in a scratch working
+directory against the repository's Snakefile.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "workflow/presets/paper.yaml"
+
+
+def snakemake(workdir, *args, timeout=120):
+    """Run snakemake against the repo's Snakefile in ``workdir`` (config.yaml copied there)."""
+    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+
+
+def job_counts(workdir, *args):
+    """{rule: count} from a dry run's job stats table."""
+    proc = snakemake(workdir, "-n", *args, "--quiet", "rules")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    text = proc.stdout + proc.stderr
+    table = text.split("Job stats:", 1)[1]
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+        if m.group(1) != "total"
+    }
+
+
+DEFAULT_COUNTS = {
+    "all": 1,
+    "config_copy": 1,
+    "fetch_model": 2,
+    "prompts": 6,  # 1 dataset x 6 shot counts
+    "infer": 12,  # 2 models x 1 dataset x 6 shot counts
+    "scores": 1,
+    "fit": 4,
+    "figure": 5,  # fig1, fig2 + fig5 (arithmetic only), residuals, params
+    "table": 3,
+    "report": 1,
+    "manifest": 1,
+}
+
+
+def test_default_dag_has_every_stage(tmp_path):
+    assert job_counts(tmp_path) == DEFAULT_COUNTS
+
+
+PAPER_COUNTS = {
+    "all": 1,
+    "config_copy": 1,
+    "fetch_model": 22,  # 12 Llama-2 7B/13B + 5 PI 7B + Qwen + 3 Gemma-2 + Llama-2-70B
+    "prompts": 170,  # 17 datasets x 10 shot counts
+    "infer": 3740,  # 22 checkpoints x 17 datasets x 10 shot counts
+    "scores": 1,
+    "fit": 4,
+    "predict": 2,  # ood, technique
+    "figure": 11,
+    "table": 3,
+    "report": 1,
+    "manifest": 1,
+}
+
+
+@pytest.mark.slow
+def test_paper_dag_shape_and_time(tmp_path):
+    start = time.perf_counter()
+    counts = job_counts(tmp_path, "--configfile", str(PAPER))
+    elapsed = time.perf_counter() - start
+    assert counts == PAPER_COUNTS
+    assert elapsed < 30, f"paper-scale dry run took {elapsed:.1f} s"
+
+
+def test_one_figure_runs_only_what_it_needs(tmp_path):
+    counts = job_counts(tmp_path, "figures/fig2_contour_arithmetic.pdf")
+    assert counts == {
+        "fetch_model": 2,
+        "prompts": 6,
+        "infer": 12,
+        "scores": 1,
+        "fit": 1,  # main only
+        "figure": 1,
+    }
+    counts = job_counts(tmp_path, "results/tables/ablation.csv")
+    assert counts["fit"] == 2 and counts["table"] == 1 and "figure" not in counts
+
+
+def test_figures_of_absent_tasks_are_not_requested(tmp_path):
+    proc = snakemake(tmp_path, "-n", "figures/fig4_contour_translation.pdf")
+    assert proc.returncode != 0
+    assert "MissingRuleException" in proc.stdout + proc.stderr
+
+
+NEW_FAMILY = {
+    "name": "my-family",
+    "role": "ood",
+    "backend": "transformers",
+    "checkpoints": [
+        {"name": "my-model-a", "path": "cache/my-a", "N": 5.0e8, "D": 1.0e12, "n_ctx": 4096},
+        {"name": "my-model-b", "path": "cache/my-b", "N": 1.5e9, "D": 1.0e12, "n_ctx": 4096},
+    ],
+}
+
+
+@pytest.mark.slow
+def test_adding_a_family_adds_its_jobs_and_the_ood_check(tmp_path):
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"families": [*base["families"], NEW_FAMILY]}))
+    counts = job_counts(tmp_path, "--configfile", str(extra))
+    n_cells = 6  # 1 dataset x 6 shot counts
+    assert counts["infer"] == DEFAULT_COUNTS["infer"] + 2 * n_cells
+    assert counts["fetch_model"] == DEFAULT_COUNTS["fetch_model"] + 2
+    assert counts["predict"] == 1  # results/predictions/ood.csv
+    assert counts["figure"] == DEFAULT_COUNTS["figure"] + 1  # ood_compute
+    proc = snakemake(tmp_path, "figures/ood_compute.pdf", "-n", "-p", "--configfile", str(extra))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "results/generations/my-model-b/deepmind_mathematics/31.jsonl" in out
+    assert "--where role=ood" in out
+
+
+def test_malformed_config_fails_at_start_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fit:\n  holdout_npmt: -5\n")
+    proc = snakemake(tmp_path, "-n", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert "config: fit.holdout_npmt: -5 is less than or equal to the minimum of 0" in (
+        proc.stdout + proc.stderr
+    )
+    assert "Job stats" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
