@@ -27,5 +27,5 @@ include: "workflow/rules/paper.smk"
 rule all:
     default_target: True
     input:
-        ALL_ARTIFACTS,
+        TARGETS,
         MANIFEST,

@@ -15,7 +15,7 @@ from ctxscale.manifest import manifest_text
 
 CONFIG = validate_config(
     {
-        "datasets": ["gsm8k", "deepmind_mathematics", "piqa"],
+        "datasets": ["gsm8k", "dm_math__arithmetic__mul", "piqa"],
         "n_shots": [0, 3],
         "families": [
             {
@@ -158,4 +158,7 @@ def test_artifact_list_follows_the_config():
     assert every == sorted(every) and artifacts.MANIFEST not in every
     assert "results/predictions/ood.csv" in every
     assert "results/predictions/technique.csv" not in every
-    assert len([p for p in every if p.startswith("results/generations/")]) == 3 * 3 * 2
+    assert len([p for p in every if p.endswith(".jsonl")]) == 3 * 3 * 2  # shards
+    assert len([p for p in every if p.endswith("/manifest.tsv")]) == 3 * 3  # per (model, dataset)
+    declared = artifacts.targets(CONFIG)
+    assert not [p for p in declared if p.endswith(".jsonl")]

@@ -52,7 +52,7 @@ def test_schema_in_workflow_dir_is_the_package_schema():
 
 
 GOOD = {
-    "datasets": ["deepmind_mathematics"],
+    "datasets": ["dm_math__arithmetic__mul"],
     "n_shots": [0, 1],
     "families": [
         {

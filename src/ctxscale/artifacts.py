@@ -67,12 +67,12 @@ MANIFEST = "results/manifest.tsv"
 
 def task_of(dataset: str) -> str:
     """The task (arithmetic, common_sense, translation) a dataset belongs to."""
-    try:  # the task registry, once the tasks module provides one
-        from ctxscale import tasks  # type: ignore[attr-defined]
-
-        return str(tasks.get_dataset(dataset).task)
-    except (ImportError, AttributeError):
-        pass
+    try:  # the task registry (ctxscale.tasks) is the authority
+        from ctxscale.tasks import get_spec
+    except ImportError:
+        get_spec = None
+    if get_spec is not None:
+        return str(get_spec(dataset).task)
     key = dataset.lower()
     for task, names in _FALLBACK_TASKS.items():
         if key in names or any(key.startswith(n + "_") or key.startswith(n + ".") for n in names):
@@ -120,6 +120,17 @@ def models(config: dict[str, Any]) -> list[ModelSpec]:
     return models_from_config(config)
 
 
+def dataset_manifest(model: str, dataset: str, root: str = "results/generations") -> str:
+    """The list of one (model, dataset)'s shards: the inference job's declared output."""
+    return f"{root}/{model}/{dataset}/manifest.tsv"
+
+
+def inference_outputs(config: dict[str, Any]) -> list[str]:
+    return [
+        dataset_manifest(m.name, d) for m in models_from_config(config) for d in config["datasets"]
+    ]
+
+
 def shards(config: dict[str, Any], root: str = "results/generations") -> list[str]:
     return [
         shard_path(m.name, d, k, root)
@@ -146,6 +157,21 @@ def analysis_artifacts(config: dict[str, Any]) -> list[str]:
     return out
 
 
+def targets(config: dict[str, Any]) -> list[str]:
+    """The workflow's declared outputs (shards are produced inside the inference jobs)."""
+    return sorted(
+        {CONFIG_COPY, *prompts(config), *inference_outputs(config), *analysis_artifacts(config)}
+    )
+
+
 def all_artifacts(config: dict[str, Any]) -> list[str]:
     """Every artifact of the configured scale except the manifest itself, sorted."""
-    return sorted({CONFIG_COPY, *prompts(config), *shards(config), *analysis_artifacts(config)})
+    return sorted(
+        {
+            CONFIG_COPY,
+            *prompts(config),
+            *shards(config),
+            *inference_outputs(config),
+            *analysis_artifacts(config),
+        }
+    )

@@ -17,6 +17,7 @@ from ctxscale.errors import CtxscaleError
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.config",
+    "ctxscale.infer_dataset",
     "ctxscale.aggregate",
     "ctxscale.manifest",
 )

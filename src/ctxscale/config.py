@@ -78,8 +78,32 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             where = _field(list(err.absolute_path) + [extra[0]]) if extra else _field(err.path)
             raise CtxscaleError(f"config: {where}: unknown setting; known here: {known}")
         raise CtxscaleError(f"config: {_field(err.absolute_path)}: {err.message}")
+    filled["datasets"] = expand_datasets(filled["datasets"])
     models_from_config(filled)
     return filled
+
+
+def expand_datasets(names: list[str]) -> list[str]:
+    """Registry names as given; a group name (``dm_math``) becomes its members, in order.
+
+    Unknown names are an error listing the known ones. Without the task registry
+    (``ctxscale.tasks``) the names are kept as given.
+    """
+    try:
+        from ctxscale.tasks import registry
+    except ImportError:
+        return list(names)
+    known = list(registry())
+    out: list[str] = []
+    for name in names:
+        members = [name] if name in known else [k for k in known if k.startswith(name + "__")]
+        if not members:
+            groups = sorted({k.split("__")[0] for k in known if "__" in k})
+            plain = [k for k in known if "__" not in k]
+            listed = ", ".join(plain + [f"{g} (all modules)" for g in groups])
+            raise CtxscaleError(f"config: datasets: unknown dataset {name!r}; known: {listed}")
+        out += [m for m in members if m not in out]
+    return out
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

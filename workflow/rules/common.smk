@@ -32,9 +32,10 @@ CFG = str(write_config(_resolved, f".snakemake/ctxscale/config-{_KEY}.yaml"))
 MODELS = {m.name: m for m in artifacts.models(config)}
 FIGURES = artifacts.figure_names(config)
 PREDICTIONS = artifacts.prediction_names(config)
-ALL_ARTIFACTS = artifacts.all_artifacts(config)
+TARGETS = artifacts.targets(config)
 MANIFEST = artifacts.MANIFEST
-SHARDS = artifacts.shards(config)
+INFERENCE_OUTPUTS = artifacts.inference_outputs(config)
+CACHE = str(config["inference"]["cache_dir"])
 FIT_INPUTS = ["results/points.csv"]
 
 
@@ -67,6 +68,31 @@ def settings_of(name):
         "inference": config["inference"],
         "seed": config["seed"],
     }
+
+
+def prepare_options():
+    """`ctxscale prepare` options from the config's `data` block and seed."""
+    data = config["data"]
+    opts = [f"--seed {config['seed']}", f"--max-instances {data['max_instances']}"]
+    opts.append(f"--max-example-tokens {data['max_instance_tokens']}")
+    lo, hi = data["dm_difficulty"]
+    opts.append(f"--dm-difficulty {lo:g} {hi:g}")
+    for key in ("source", "cache_dir", "local_dir", "hub_path", "tokenizer"):
+        if data.get(key):
+            opts.append(f"--{key.replace('_', '-')} {data[key]}")
+    for key in ("dm_train_size", "dm_test_size"):
+        if data.get(key):
+            opts.append(f"--{key.replace('_', '-')} {data[key]}")
+    return " ".join(opts)
+
+
+def model_ready(wildcards):
+    """A GGUF model needs `ctxscale fetch-model` first; hub/path models load as they are."""
+    m = MODELS[wildcards.model]
+    if not m.gguf:
+        return []
+    sha12 = str(m.gguf.get("sha256", ""))[:12]
+    return [f"{CACHE}/models/{m.name}-{sha12}/ctxscale-model.json"]
 
 
 def gpus(wildcards):

@@ -1,20 +1,20 @@
-# Prompts: one model-independent file per (dataset, n_shots) (BRIEF contract 2).
+# Prompts (BRIEF contract 2): one job per dataset writes the model-independent prompts
+# file of every shot count (instance selection once, demonstrations per shot count).
 
 
 rule prompts:
     output:
-        "results/prompts/{dataset}/{n_shots}.json",
+        expand("results/prompts/{{dataset}}/{n_shots}.json", n_shots=config["n_shots"]),
     params:
-        config=CFG,
-        data=config["data"],
-        seed=config["seed"],
+        options=prepare_options(),
+        n_shots=" ".join(map(str, config["n_shots"])),
     log:
-        "logs/prompts/{dataset}/{n_shots}.log",
+        "logs/prompts/{dataset}.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale prepare --config {params.config} --dataset {wildcards.dataset}"
-        " --n-shots {wildcards.n_shots} --out {output} > {log} 2>&1"
+        "ctxscale prepare --dataset {wildcards.dataset} --n-shots {params.n_shots}"
+        " --out-dir results/prompts/{wildcards.dataset} {params.options} > {log} 2>&1"
 
 
 rule config_copy:

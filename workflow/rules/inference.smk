@@ -1,36 +1,44 @@
-# Model weights and generation shards (BRIEF contract 3). An inference job writes
-# OUT.partial record by record and renames it to OUT when complete; the partial is not a
-# declared output, so a killed run keeps it and the rerun resumes from it.
+# Model weights and generation shards (BRIEF contract 3).
+#
+# One inference job per (model, dataset) runs every shot count through `ctxscale infer`
+# (via `ctxscale infer-dataset`). The shards themselves are not declared outputs, so a
+# killed job never loses a finished shard: the rerun keeps finished shards and resumes
+# the interrupted one from its .partial; stale shards (other settings) are regenerated.
+# The declared output is the list of the (model, dataset)'s shards with their sha256.
 
 
 rule fetch_model:
     output:
-        touch("cache/models/{model}.ready"),
+        "{cache}/models/{model}-{sha12}/ctxscale-model.json",
     params:
         config=CFG,
-        model=model_settings,
+        gguf=lambda wildcards: MODELS[wildcards.model].gguf,
     log:
-        "logs/fetch_model/{model}.log",
+        "logs/fetch_model/{cache}/{model}-{sha12}.log",
+    wildcard_constraints:
+        cache=re.escape(CACHE),
+        sha12="[0-9a-f]{12}",
     resources:
         mem_mb=4000,
         runtime=120,
     conda:
         "../../envs/inference.yaml"
     shell:
-        "ctxscale fetch-model --config {params.config} --model {wildcards.model} > {log} 2>&1"
+        "ctxscale fetch-model --config {params.config} --model {wildcards.model}"
+        " --cache-dir {wildcards.cache} > {log} 2>&1"
 
 
 rule infer:
     input:
-        prompts="results/prompts/{dataset}/{n_shots}.json",
-        model="cache/models/{model}.ready",
+        prompts=expand("results/prompts/{{dataset}}/{n_shots}.json", n_shots=config["n_shots"]),
+        model=model_ready,
     output:
-        "results/generations/{model}/{dataset}/{n_shots}.jsonl",
+        "results/generations/{model}/{dataset}/manifest.tsv",
     params:
         config=CFG,
         model=model_settings,
     log:
-        "logs/infer/{model}/{dataset}/{n_shots}.log",
+        "logs/infer/{model}/{dataset}.log",
     threads: config["inference"]["threads"]
     resources:
         gpu=gpus,
@@ -39,5 +47,5 @@ rule infer:
     conda:
         "../../envs/inference.yaml"
     shell:
-        "ctxscale infer --config {params.config} --model {wildcards.model}"
-        " --prompts {input.prompts} --out {output} >> {log} 2>&1"
+        "ctxscale infer-dataset --config {params.config} --model {wildcards.model}"
+        " --dataset {wildcards.dataset} --out {output} >> {log} 2>&1"

@@ -24,7 +24,7 @@ rule report:
 
 rule manifest:
     input:
-        ALL_ARTIFACTS,
+        TARGETS,
     output:
         MANIFEST,
     params:

@@ -3,7 +3,7 @@
 
 rule scores:
     input:
-        SHARDS,
+        INFERENCE_OUTPUTS,
     output:
         scores="results/scores.csv",
         points="results/points.csv",

@@ -1,0 +1,154 @@
+"""``ctxscale infer-dataset``: every shot count of one (model, dataset), resumable.
+
+The workflow's inference job. One job per (model, dataset) instead of one per shard keeps
+the paper-scale DAG small (22 checkpoints x 76 datasets, not x 10 shot counts as well)
+while keeping every property of a shard: each shard is produced by ``ctxscale infer``
+(contract 3: OUT.partial appended record by record, renamed to OUT when complete), and
+the shards are not the job's declared output, so Snakemake never deletes a finished one:
+
+- a killed job is rerun; finished shards are kept, the interrupted one resumes from its
+  ``.partial``; nothing computed is lost;
+- a shard (or partial) written with settings other than the current config's (another
+  dtype, n_ctx, prompt file, ...) is stale: it is deleted and regenerated, never reused;
+- when every shard is done, ``results/generations/{model}/{dataset}/manifest.tsv`` (path,
+  bytes, sha256 of each shard) is written: the job's declared output.
+
+The shards run in one process, so Python and torch are imported once per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ctxscale import artifacts
+from ctxscale.config import load_config
+from ctxscale.errors import CtxscaleError
+from ctxscale.manifest import write_manifest
+from ctxscale.models import model_by_name
+
+# Settings line keys that must equal the prompts file's own values.
+_PROMPT_KEYS = ("dataset", "task", "n_shots", "seed", "metric", "max_new_tokens", "stop")
+
+
+def _settings_line(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            first = fh.readline()
+        return json.loads(first).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def expected_settings(
+    config: dict[str, Any], model: str, prompts: dict[str, Any]
+) -> dict[str, Any]:
+    """What a shard of ``model`` on ``prompts`` must say in its settings line."""
+    spec = model_by_name(config, model)
+    want: dict[str, Any] = {**(config.get("inference") or {}), **spec.settings}
+    want = {k: v for k, v in want.items() if isinstance(v, str | int | float | bool)}
+    want.update({"model": spec.name, "n_ctx": spec.n_ctx, "backend": spec.backend})
+    for key in _PROMPT_KEYS:
+        if key in prompts:
+            want[key] = prompts[key]
+    want["n_instances"] = len(prompts.get("instances") or [])
+    return want
+
+
+def stale_reason(settings: dict[str, Any] | None, want: dict[str, Any]) -> str | None:
+    """Why a shard with ``settings`` cannot be reused (None: it can).
+
+    Keys the shard does not record (e.g. a backend that ignores batch_size) are skipped;
+    a config value ``auto`` (dtype, device) accepts whatever the backend resolved it to.
+    """
+    if settings is None:
+        return "no settings line"
+    for key, value in want.items():
+        if key not in settings:
+            continue
+        if value == "auto":
+            continue
+        got = settings[key]
+        if isinstance(value, list | tuple):
+            value = list(value)
+        if got != value:
+            return f"{key} is {got!r}, config says {value!r}"
+    return None
+
+
+def prune_stale(shard: Path, want: dict[str, Any], log: Callable[[str], None] = print) -> None:
+    """Delete ``shard`` and its partial if they were written with other settings."""
+    for path in (shard, shard.with_name(shard.name + ".partial")):
+        if path.exists():
+            reason = stale_reason(_settings_line(path), want)
+            if reason:
+                log(f"infer-dataset: {path} is stale ({reason}); regenerating")
+                path.unlink()
+
+
+def _run_infer(argv: list[str]) -> int:
+    from ctxscale.cli import main
+
+    return main(argv)
+
+
+def infer_dataset(
+    config_path: str,
+    model: str,
+    dataset: str,
+    out: str | Path,
+    prompts_dir: str = "results/prompts",
+    generations_dir: str = "results/generations",
+    run: Callable[[list[str]], int] = _run_infer,
+) -> list[str]:
+    """Produce every shard of (model, dataset), then the list ``out``; returns the shards."""
+    config = load_config(config_path)
+    model_by_name(config, model)
+    if dataset not in config["datasets"]:
+        raise CtxscaleError(f"dataset {dataset!r} is not in the config's datasets")
+    shards = []
+    for n_shots in config["n_shots"]:
+        prompts_path = Path(prompts_dir) / dataset / f"{n_shots}.json"
+        if not prompts_path.is_file():
+            raise CtxscaleError(f"prompts file {prompts_path} is missing (ctxscale prepare)")
+        with prompts_path.open(encoding="utf-8") as fh:
+            prompts = json.load(fh)
+        shard = Path(artifacts.shard_path(model, dataset, n_shots, generations_dir))
+        prune_stale(shard, expected_settings(config, model, prompts))
+        if not shard.exists():
+            shard.parent.mkdir(parents=True, exist_ok=True)
+            argv = ["infer", "--config", config_path, "--model", model]
+            status = run([*argv, "--prompts", str(prompts_path), "--out", str(shard)])
+            if status != 0 or not shard.exists():
+                raise CtxscaleError(f"inference failed for {shard} (exit status {status})")
+        shards.append(str(shard))
+    write_manifest(shards, out)
+    return shards
+
+
+def _run(args: argparse.Namespace) -> int:
+    shards = infer_dataset(
+        args.config, args.model, args.dataset, args.out, args.prompts, args.generations
+    )
+    print(f"infer-dataset: {len(shards)} shards of {args.model} on {args.dataset} -> {args.out}")
+    sys.stdout.flush()
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "infer-dataset",
+        help="run `ctxscale infer` for every shot count of one (model, dataset), resumably",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--config", required=True, help="experiment config (YAML)")
+    p.add_argument("--model", required=True, help="checkpoint name")
+    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--out", required=True, help="list of the shards written (TSV)")
+    p.add_argument("--prompts", default="results/prompts", help="prompt root directory")
+    p.add_argument("--generations", default="results/generations", help="shard root directory")
+    p.set_defaults(func=_run)

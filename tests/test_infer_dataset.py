@@ -1,0 +1,102 @@
+"""`ctxscale infer-dataset`: every shot count of a (model, dataset); resumable, no stale reuse."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ctxscale.config import validate_config
+from ctxscale.errors import CtxscaleError
+from ctxscale.infer_dataset import infer_dataset, stale_reason
+
+CONFIG = {
+    "datasets": ["gsm8k"],
+    "n_shots": [0, 2],
+    "inference": {"dtype": "float32", "batch_size": 4},
+    "families": [
+        {
+            "name": "f",
+            "backend": "transformers",
+            "checkpoints": [{"name": "m", "path": "x", "N": 1e8, "D": 1e12, "n_ctx": 2048}],
+        }
+    ],
+}
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("c.yaml").write_text(yaml.safe_dump(CONFIG))
+    for k in (0, 2):
+        path = Path(f"results/prompts/gsm8k/{k}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"dataset": "gsm8k", "task": "arithmetic", "n_shots": k, "seed": 31337}
+        doc.update({"stop": ["\n\n"], "max_new_tokens": 5, "metric": "exact_match"})
+        doc["instances"] = [{"id": "a", "suffix": "q", "reference": "1"}]
+        path.write_text(json.dumps(doc))
+    return tmp_path
+
+
+class FakeInfer:
+    """Stands in for `ctxscale infer`: writes a shard with the given dtype, records calls."""
+
+    def __init__(self, dtype="float32", fail_on=None):
+        self.calls, self.dtype, self.fail_on = [], dtype, fail_on
+
+    def __call__(self, argv):
+        out = Path(argv[argv.index("--out") + 1])
+        prompts = json.loads(Path(argv[argv.index("--prompts") + 1]).read_text())
+        self.calls.append(str(out))
+        if self.fail_on and out.name == self.fail_on:
+            out.with_name(out.name + ".partial").write_text("{}\n")
+            raise KeyboardInterrupt
+        head = {"model": "m", "n_ctx": 2048, "backend": "transformers", "dtype": self.dtype}
+        head.update({k: prompts[k] for k in ("dataset", "n_shots", "seed", "stop")})
+        rec = {"id": "a", "n_pmt": 3, "output": "1", "n_gen": 1, "score": 1.0, "status": "ok"}
+        out.write_text(json.dumps({"settings": head}) + "\n" + json.dumps(rec) + "\n")
+        return 0
+
+
+def test_runs_every_shot_count_and_lists_the_shards(work):
+    fake = FakeInfer()
+    shards = infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=fake)
+    assert shards == ["results/generations/m/gsm8k/0.jsonl", "results/generations/m/gsm8k/2.jsonl"]
+    lines = Path("list.tsv").read_text().splitlines()
+    assert lines[0] == "path\tbytes\tsha256" and len(lines) == 3
+
+
+def test_killed_job_keeps_finished_shards(work):
+    with pytest.raises(KeyboardInterrupt):
+        infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer(fail_on="2.jsonl"))
+    assert Path("results/generations/m/gsm8k/0.jsonl").exists()
+    assert Path("results/generations/m/gsm8k/2.jsonl.partial").exists()
+    again = FakeInfer()
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=again)
+    assert again.calls == ["results/generations/m/gsm8k/2.jsonl"]  # only the unfinished one
+
+
+def test_stale_shards_are_regenerated(work, capsys):
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer(dtype="bfloat16"))
+    again = FakeInfer()
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=again)
+    assert len(again.calls) == 2
+    assert "dtype is 'bfloat16', config says 'float32'" in capsys.readouterr().out
+
+
+def test_stale_reason_rules():
+    want = {"model": "m", "dtype": "auto", "stop": ("\n\n",), "batch_size": 8}
+    assert stale_reason({"model": "m", "dtype": "float32", "stop": ["\n\n"]}, want) is None
+    assert stale_reason({"model": "n"}, want) == "model is 'n', config says 'm'"
+    assert stale_reason(None, want) == "no settings line"
+
+
+def test_failed_inference_and_missing_prompts_are_errors(work):
+    with pytest.raises(CtxscaleError, match=r"inference failed for .*0\.jsonl \(exit status 2\)"):
+        infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=lambda argv: 2)
+    Path("results/prompts/gsm8k/2.json").unlink()
+    with pytest.raises(CtxscaleError, match=r"prompts file results/prompts/gsm8k/2\.json"):
+        infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())
+    with pytest.raises(CtxscaleError, match="dataset 'piqa' is not in the config"):
+        infer_dataset("c.yaml", "m", "piqa", "list.tsv", run=FakeInfer())
+    assert validate_config(CONFIG)["n_shots"] == [0, 2]
