@@ -127,12 +127,12 @@ def bleu_4(output: str, reference: str) -> float:
 
 
 def sacrebleu_sentence(output: str, reference: str) -> float:
-    """sacrebleu's sentence BLEU (exp smoothing, all n-gram orders) scaled to [0, 1]."""
+    """sacrebleu's sentence BLEU (exp smoothing, 1-4-gram mean) / 100, float error clipped."""
     import sacrebleu
 
     if not output:
         return 0.0
-    return sacrebleu.sentence_bleu(output, [reference]).score / 100.0
+    return min(1.0, sacrebleu.sentence_bleu(output, [reference]).score / 100.0)
 
 
 def corpus_bleu(outputs: Sequence[str], references: Sequence[str]) -> float:
@@ -141,7 +141,7 @@ def corpus_bleu(outputs: Sequence[str], references: Sequence[str]) -> float:
 
     if len(outputs) != len(references):
         raise CtxscaleError(f"{len(outputs)} outputs but {len(references)} references")
-    return sacrebleu.corpus_bleu(list(outputs), [list(references)]).score / 100.0
+    return min(1.0, sacrebleu.corpus_bleu(list(outputs), [list(references)]).score / 100.0)
 
 
 # ---------------------------------------------------------------- math
