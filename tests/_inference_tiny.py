@@ -12,8 +12,13 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(path: Path, max_position_embeddings: int = 64, seed: int = 0) -> Path:
-    """Save a 2-layer Llama (hidden 32) and its tokenizer under ``path``; return ``path``."""
+def build_tiny_model(
+    path: Path, max_position_embeddings: int = 64, seed: int = 0, bos: bool = False
+) -> Path:
+    """Save a 2-layer Llama (hidden 32) and its tokenizer under ``path``; return ``path``.
+
+    With ``bos`` the tokenizer puts ``<s>`` in front of every text, as Llama's does.
+    """
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -22,6 +27,12 @@ def build_tiny_model(path: Path, max_position_embeddings: int = 64, seed: int = 
     bpe.train_from_iterator(
         CORPUS, vocab_size=300, min_frequency=1, special_tokens=["<pad>", "<s>", "</s>"]
     )
+    if bos:
+        from tokenizers.processors import TemplateProcessing
+
+        bpe.post_processor = TemplateProcessing(
+            single="<s> $A", special_tokens=[("<s>", bpe.token_to_id("<s>"))]
+        )
     tok = PreTrainedTokenizerFast(
         tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )

@@ -18,6 +18,11 @@ position (an unscaled RoPE past the trained length: base models run past their l
 degrade, which is the penalty region). A prompt of ``max_model_len`` tokens or more cannot
 run and is recorded with status ``over_max_model_len``; generation is capped so
 ``n_pmt + max_tokens <= max_model_len``.
+
+YaRN checkpoints past their ``n_ctx``: vLLM (checked in 0.33.0) sizes a YaRN rotary table
+as ``original_max_position_embeddings * factor`` = ``n_ctx`` whatever ``max_model_len`` is,
+and positions past the table are invalid, so for them keep ``max_model_len <= n_ctx`` or
+patch the table; the transformers backend computes rotary angles for any position.
 """
 
 from __future__ import annotations
