@@ -72,8 +72,14 @@ class TransformersBackend(Backend):
         self.batch_size = batch_size
         self.max_model_len = max_model_len
         self.seed = seed
+        # CPU: one thread unless configured. Several shards run side by side under the
+        # workflow, and oversubscribed OpenMP threads were 10x slower here (58 s vs 5 s for
+        # one batch); a fixed count also keeps float reductions, hence shards, identical.
+        if threads is None and self.device == "cpu":
+            threads = 1
+        self.threads = threads
         if threads:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(int(threads))
         torch.manual_seed(seed)
         kw: dict[str, Any] = {}
         if source.gguf_file:
@@ -108,6 +114,7 @@ class TransformersBackend(Backend):
             "dtype": self.dtype,
             "attention": "sdpa",
             "batch_size": self.batch_size,
+            "threads": self.threads,
             "max_model_len": self.max_model_len,
         }
 
