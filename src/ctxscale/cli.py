@@ -16,8 +16,9 @@ from ctxscale.errors import CtxscaleError
 
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "ctxscale.fit_cli",
     "ctxscale.tasks",
+    "ctxscale.inference.cli",
+    "ctxscale.fit_cli",
 )
 
 
