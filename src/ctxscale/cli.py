@@ -17,8 +17,11 @@ from ctxscale.errors import CtxscaleError
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.config",
+    "ctxscale.tasks",
+    "ctxscale.inference.cli",
     "ctxscale.infer_dataset",
     "ctxscale.aggregate",
+    "ctxscale.fit_cli",
     "ctxscale.manifest",
 )
 
