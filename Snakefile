@@ -29,3 +29,4 @@ rule all:
     input:
         TARGETS,
         MANIFEST,
+        artifacts.REPORT,

@@ -1,8 +1,47 @@
 #!/usr/bin/env bash
-# Every check CI runs: lint, format, the test suite.
+# Every check CI runs: lint, format, the test suite, the workflow (lint, paper-scale dry
+# run, a small end-to-end run twice from clean with identical manifests).
+#   CTXSCALE_SLURM=0  skip starting the single-node SLURM cluster (its test then skips)
+#   CTXSCALE_E2E=0    skip the end-to-end runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+start=$(date +%s)
+step() { echo "== check: $* ($(( $(date +%s) - start )) s)"; }
+
+step "ruff"
 ruff check .
 ruff format --check .
+
+slurm_started=0
+if [ "${CTXSCALE_SLURM:-1}" != 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  step "single-node SLURM cluster"
+  if bash scripts/slurm-local.sh start; then
+    slurm_started=1
+  else
+    echo "check: SLURM cluster did not start; the SLURM test will be skipped"
+  fi
+fi
+stop_slurm() { if [ "$slurm_started" = 1 ]; then bash scripts/slurm-local.sh stop; fi; }
+trap stop_slurm EXIT
+
+step "pytest"
 python -m pytest -q
+
+step "snakemake --lint"
+python -m snakemake --lint
+
+step "paper-scale dry run"
+dry=$(mktemp -d)
+cp config.yaml "$dry/"
+t0=$(date +%s%N)
+python -m snakemake -n -s "$PWD/Snakefile" -d "$dry" --configfile "$PWD/workflow/presets/paper.yaml" \
+  --quiet rules | sed -n '/Job stats/,/^total/p'
+echo "check: paper-scale dry run in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+rm -rf "$dry"
+
+if [ "${CTXSCALE_E2E:-1}" != 0 ]; then
+  step "end-to-end run twice from clean (workflow/presets/ci.yaml)"
+  bash scripts/e2e.sh workflow/presets/ci.yaml
+fi
+step "all checks passed"

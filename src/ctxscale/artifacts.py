@@ -145,7 +145,7 @@ def prompts(config: dict[str, Any]) -> list[str]:
 
 
 def analysis_artifacts(config: dict[str, Any]) -> list[str]:
-    """Scores, fits, predictions, figures, tables and the report (everything after inference)."""
+    """Scores, fits, predictions, figures and tables (everything after inference but the report)."""
     out = ["results/scores.csv", "results/points.csv"]
     out += [f"results/fits/{f}.json" for f in FITS]
     out += [f"results/predictions/{p}.csv" for p in prediction_names(config)]
@@ -153,19 +153,21 @@ def analysis_artifacts(config: dict[str, Any]) -> list[str]:
         out += [f"figures/{name}.pdf", f"figures/{name}.png"]
     for name in TABLES:
         out += [f"results/tables/{name}.csv", f"results/tables/{name}.md"]
-    out += list(REPORT)
     return out
 
 
 def targets(config: dict[str, Any]) -> list[str]:
-    """The workflow's declared outputs (shards are produced inside the inference jobs)."""
+    """Declared outputs the manifest covers (shards are made inside the inference jobs).
+
+    The report is not among them: it states the manifest's hash, so it comes after it.
+    """
     return sorted(
         {CONFIG_COPY, *prompts(config), *inference_outputs(config), *analysis_artifacts(config)}
     )
 
 
 def all_artifacts(config: dict[str, Any]) -> list[str]:
-    """Every artifact of the configured scale except the manifest itself, sorted."""
+    """What the manifest lists: every artifact but the manifest and the report, sorted."""
     return sorted(
         {
             CONFIG_COPY,

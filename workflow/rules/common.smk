@@ -118,40 +118,68 @@ def fit_options(wildcards):
     """`ctxscale fit` options of each fit of the workflow (BRIEF contract 5)."""
     fit = config["fit"]
     common = f"--where role=fit --loss {fit['loss']} --seed {fit['seed']} --bootstrap {fit['bootstrap']}"
+    penalty = f"--penalty {fit['penalty']}"
+    if fit["penalty_width"] is not None:
+        penalty += f" --penalty-width {fit['penalty_width']:g}"
     return {
-        "main": f"{common} --penalty {fit['penalty']}",
+        "main": f"{common} {penalty}",
         "no_penalty": f"{common} --no-penalty",
-        "extrapolation": f"{common} --penalty {fit['penalty']} --holdout-npmt {fit['holdout_npmt']:g}",
+        "extrapolation": f"{common} {penalty} --holdout-npmt {fit['holdout_npmt']:g}",
         "context_agnostic": f"{common} --law context_agnostic",
     }[wildcards.fit]
+
+
+# Inputs of each figure and table, named as `ctxscale figure/table` options (docs/figures.md).
+_FIGURE_INPUTS = {
+    "fig1_context_agnostic": ("points", "fit_main", "fit_agnostic"),
+    "ood_compute": ("points", "fit_main", "ood"),
+    "yarn_vs_pi": ("points", "fit_main", "technique"),
+    "params": ("fit_main",),
+}
+_TABLE_INPUTS = {
+    "mae": ("points", "fit_main", "fit_extrapolation", "config"),
+    "ablation": ("points", "fit_main", "fit_no_penalty", "config"),
+    "params": ("points", "fit_main"),
+}
+INPUT_FILES = {
+    "points": "results/points.csv",
+    "fit_main": "results/fits/main.json",
+    "fit_no_penalty": "results/fits/no_penalty.json",
+    "fit_extrapolation": "results/fits/extrapolation.json",
+    "fit_agnostic": "results/fits/context_agnostic.json",
+    "ood": "results/predictions/ood.csv",
+    "technique": "results/predictions/technique.csv",
+    "config": artifacts.CONFIG_COPY,
+    "manifest": MANIFEST,
+}
 
 
 def figure_inputs(wildcards):
     """What each figure reads: the points and the fits/predictions it draws."""
     name = wildcards.figure
-    inputs = {"points": "results/points.csv", "fit": "results/fits/main.json"}
-    if name == "fig1_context_agnostic":
-        inputs["agnostic"] = "results/fits/context_agnostic.json"
-    elif name.startswith("fig") and "_extrapolation_" in name:
-        inputs["fit"] = "results/fits/extrapolation.json"
-    elif name == "ood_compute":
-        inputs["predictions"] = "results/predictions/ood.csv"
-    elif name == "yarn_vs_pi":
-        inputs["predictions"] = "results/predictions/technique.csv"
-    return inputs
+    if name in _FIGURE_INPUTS:
+        keys = _FIGURE_INPUTS[name]
+    elif "_extrapolation_" in name:
+        keys = ("points", "fit_extrapolation", "config")
+    else:  # contours, residuals
+        keys = ("points", "fit_main")
+    return {k: INPUT_FILES[k] for k in keys}
 
 
 def table_inputs(wildcards):
-    inputs = {"points": "results/points.csv", "fit": "results/fits/main.json"}
-    if wildcards.table == "ablation":
-        inputs["no_penalty"] = "results/fits/no_penalty.json"
-    elif wildcards.table == "mae":
-        inputs["extrapolation"] = "results/fits/extrapolation.json"
+    return {k: INPUT_FILES[k] for k in _TABLE_INPUTS[wildcards.table]}
+
+
+def report_inputs(wildcards):
+    keys = ["points", "fit_main", "fit_no_penalty", "fit_extrapolation", "fit_agnostic"]
+    keys += PREDICTIONS + ["manifest", "config"]
+    inputs = {k: INPUT_FILES[k] for k in keys}
+    inputs["pngs"] = [f"figures/{f}.png" for f in FIGURES]
     return inputs
 
 
-def cli_options(inputs, skip=("points",)):
-    """`--key path` for each named input (keys with _ become -)."""
+def cli_options(inputs):
+    """`--key path` for each named single-file input (fit_main -> --fit-main)."""
     return " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in inputs.items() if k not in skip
+        f"--{k.replace('_', '-')} {v}" for k, v in inputs.items() if isinstance(v, str)
     )

@@ -8,15 +8,13 @@ rule figure:
         pdf="figures/{figure}.pdf",
         png="figures/{figure}.png",
     params:
-        config=CFG,
         options=lambda wildcards, input: cli_options(dict(input.items())),
     log:
         "logs/figure/{figure}.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale figure {wildcards.figure} --config {params.config} --points {input.points}"
-        " {params.options} --out {output.pdf} > {log} 2>&1"
+        "ctxscale figure {wildcards.figure} {params.options} --out {output.pdf} > {log} 2>&1"
 
 
 rule table:
@@ -26,12 +24,10 @@ rule table:
         csv="results/tables/{table}.csv",
         md="results/tables/{table}.md",
     params:
-        config=CFG,
         options=lambda wildcards, input: cli_options(dict(input.items())),
     log:
         "logs/table/{table}.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale table {wildcards.table} --config {params.config} --points {input.points}"
-        " {params.options} --out {output.csv} > {log} 2>&1"
+        "ctxscale table {wildcards.table} {params.options} --out {output.csv} > {log} 2>&1"

@@ -14,7 +14,8 @@ rule fit:
         options=fit_options,
     log:
         "logs/fit/{fit}.log",
+    threads: config["fit"]["threads"]
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale fit {input} --out {output} {params.options} > {log} 2>&1"
+        "ctxscale fit {input} --out {output} {params.options} --jobs {threads} > {log} 2>&1"

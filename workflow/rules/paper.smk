@@ -3,23 +3,18 @@
 
 rule report:
     input:
-        config=artifacts.CONFIG_COPY,
-        scores="results/scores.csv",
-        points="results/points.csv",
-        fits=expand("results/fits/{fit}.json", fit=artifacts.FITS),
-        predictions=expand("results/predictions/{prediction}.csv", prediction=PREDICTIONS),
-        figures=expand("figures/{figure}.pdf", figure=FIGURES),
-        tables=expand("results/tables/{table}.csv", table=artifacts.TABLES),
+        unpack(report_inputs),
     output:
         md="paper/report.md",
         html="paper/report.html",
+    params:
+        options=lambda wildcards, input: cli_options(dict(input.items())),
     log:
         "logs/report.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale report --config {input.config} --results results --figures figures"
-        " --out {output.md} > {log} 2>&1"
+        "ctxscale report {params.options} --figures-dir figures --out {output.md} > {log} 2>&1"
 
 
 rule manifest:
