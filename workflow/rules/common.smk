@@ -14,12 +14,14 @@ from ctxscale import artifacts  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 
-# Our validator first: one line naming the field; then Snakemake's own, which fills the
-# schema's defaults into `config` for the rules.
+# Our validator first: one line naming the field, defaults filled in, dataset groups
+# (dm_math) expanded; then Snakemake's own validation against the same schema.
 try:
     _resolved = validate_config(config)
 except CtxscaleError as _exc:
     raise WorkflowError(str(_exc)) from None
+config.clear()
+config.update(_resolved)
 validate(config, "../schemas/config.schema.yaml")
 
 # The resolved config every `ctxscale --config` call reads. Its path depends only on the
