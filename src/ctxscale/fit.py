@@ -64,7 +64,7 @@ _FREE = {
 #: Differential-evolution settings (fixed, so fits are reproducible).
 DE_SETTINGS: dict[str, Any] = {
     "strategy": "rand1bin",
-    "popsize": 15,
+    "popsize": 10,
     "maxiter": 300,
     "tol": 1e-4,
     "atol": 0.0,
