@@ -458,28 +458,27 @@ def _bootstrap(
     progress: bool,
     task: str,
 ) -> list[np.ndarray | None]:
+    """Refit ``settings.bootstrap`` resamples, in order; serial or in a process pool."""
     children = ss.spawn(settings.bootstrap)
     n_jobs = max(1, min(n_jobs, len(children)))
-    n_chunks = 1 if n_jobs == 1 else min(len(children), 4 * n_jobs)
-    chunks = [list(c) for c in np.array_split(np.array(children, dtype=object), n_chunks)]
-    bar = _progress(len(children), f"bootstrap {task}", progress)
     thetas: list[np.ndarray | None] = []
-    try:
-        if n_jobs == 1:
-            for chunk in chunks:
-                for one in chunk:
-                    thetas.extend(_bootstrap_chunk(arrays, refs, settings, [one], start))
-                    bar.update(1)
-        else:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                futures = [
-                    pool.submit(_bootstrap_chunk, arrays, refs, settings, c, start) for c in chunks
-                ]
-                for fut, chunk in zip(futures, chunks, strict=True):
-                    thetas.extend(fut.result())
-                    bar.update(len(chunk))
-    finally:
-        bar.close()
+    if n_jobs == 1:
+        with _progress(len(children), f"bootstrap {task}", progress) as bar:
+            for child in children:
+                thetas.extend(_bootstrap_chunk(arrays, refs, settings, [child], start))
+                bar.update(1)
+        return thetas
+    # A few chunks per worker: small enough to balance, large enough to amortise pickling.
+    n_chunks = min(len(children), 4 * n_jobs)
+    bounds = np.linspace(0, len(children), n_chunks + 1).astype(int)
+    chunks = [children[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        # Submit (and so start the workers) before the progress bar starts its thread.
+        futures = [pool.submit(_bootstrap_chunk, arrays, refs, settings, c, start) for c in chunks]
+        with _progress(len(children), f"bootstrap {task}", progress) as bar:
+            for fut, chunk in zip(futures, chunks, strict=True):
+                thetas.extend(fut.result())
+                bar.update(len(chunk))
     return thetas
 
 
