@@ -504,6 +504,14 @@ def _intervals(samples: list[dict[str, float | None]], level: float) -> dict[str
 # --------------------------------------------------------------------------- fitting
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks, e.g. under SLURM)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _min_points(settings: FitSettings) -> int:
     return len(settings.free_names) + 1
 
@@ -543,7 +551,7 @@ def fit_task(
 
     ci = None
     if settings.bootstrap > 0:
-        jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
+        jobs = n_jobs if n_jobs is not None else _usable_cpus()
         thetas = _bootstrap(arrays, refs, settings, ss, theta, jobs, progress, task)
         ok = [t for t in thetas if t is not None]
         if ok:
