@@ -66,7 +66,8 @@ def validate_points(
         raise CtxscaleError(f"{source}: row {hit[1]}: column 'task' is empty")
     out["task"] = task.astype(str)
 
-    numeric = list(_POSITIVE_COLUMNS) + (["score"] if "score" in out.columns else [])
+    # Without require_score (prediction) a score column is left as it is, NaN included.
+    numeric = list(_POSITIVE_COLUMNS) + (["score"] if require_score else [])
     for col in numeric:
         raw = out[col]
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
