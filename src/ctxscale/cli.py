@@ -15,7 +15,7 @@ from ctxscale import __version__
 from ctxscale.errors import CtxscaleError
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("ctxscale.render",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,171 @@
+"""A synthetic results set (contract 4 and 5 file layout) for figure/report tests.
+
+Scores come from a small local formula of the law's shape plus seeded noise; the fits are
+written with known parameters. Until ``ctxscale.fit`` exists, :func:`install_fake_fit`
+provides a stand-in ``read_fit``/``predict_points`` evaluating that local formula.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TASK_PARAMS = {
+    "arithmetic": {"A": 2.0, "C_c": 7.0e22, "alpha": 1.0, "B": 1.5, "n_pmt_c": 400.0, "beta": 0.6},
+    "common_sense": {
+        "A": 3.0,
+        "C_c": 6.0e22,
+        "alpha": 0.8,
+        "B": 2.5,
+        "n_pmt_c": 300.0,
+        "beta": 0.4,
+    },
+    "translation": {"A": 0.5, "C_c": 9.0e22, "alpha": 1.2, "B": 0.4, "n_pmt_c": 800.0, "beta": 0.5},
+}
+SIZES = {"7b": (6476271616, 7.77e22), "13b": (12688184320, 1.5227e23)}
+N_CTX = (4096, 8192, 16384, 32768, 65536, 131072)
+SHOTS = (0, 1, 3, 7, 15, 31, 63, 127, 255, 511)
+HOLDOUT = 10000.0
+
+
+def local_law(params: dict, C, n_pmt, n_ctx, penalty: bool = True, agnostic: bool = False):
+    """Test-only formula of the law's shape (the package's law lives in ctxscale.law)."""
+    C, n_pmt, n_ctx = (np.asarray(v, dtype=float) for v in (C, n_pmt, n_ctx))
+    p = (1 - np.exp(-params["A"] * (C / params["C_c"]) ** params["alpha"])) * (
+        1 - np.exp(-params["B"] * (n_pmt / params["n_pmt_c"]) ** params["beta"])
+    )
+    if penalty and not agnostic:
+        p = p / (1 + np.exp(8 * np.log(n_pmt / n_ctx)))
+    return p
+
+
+def _fake_read_fit(path):
+    return json.loads(Path(path).read_text())
+
+
+def _fake_predict_points(fit, df):
+    out = df.copy()
+    pred = np.zeros(len(df))
+    for task, entry in fit["tasks"].items():
+        m = (df["task"] == task).to_numpy()
+        pred[m] = local_law(
+            entry["params"],
+            df.loc[m, "C"],
+            df.loc[m, "n_pmt"],
+            df.loc[m, "n_ctx"],
+            penalty=fit.get("penalty", "none") != "none",
+            agnostic=fit["law"] == "context_agnostic",
+        )
+    out["predicted"] = pred
+    return out
+
+
+def install_fake_fit() -> bool:
+    """Provide ``ctxscale.fit`` if the package has none yet; True if the fake was installed."""
+    try:
+        import ctxscale.fit  # noqa: F401
+
+        return False
+    except ImportError:
+        mod = types.ModuleType("ctxscale.fit")
+        mod.read_fit = _fake_read_fit
+        mod.predict_points = _fake_predict_points
+        sys.modules["ctxscale.fit"] = mod
+        return True
+
+
+def _rows(family, role, size, n_ctx_list, N, C, rng, c_scale=1.0):
+    rows = []
+    for task, params in TASK_PARAMS.items():
+        for n_ctx in n_ctx_list:
+            for shots in SHOTS:
+                n_pmt = 60.0 + 70.0 * shots * (1.3 if task == "translation" else 1.0)
+                score = float(local_law(params, C * c_scale, n_pmt, n_ctx))
+                score = float(np.clip(score + rng.normal(0, 0.01), 0, 1))
+                rows.append(
+                    {
+                        "family": family,
+                        "model": f"{family}-{n_ctx // 1024}k",
+                        "role": role,
+                        "task": task,
+                        "n_shots": shots,
+                        "n_ctx": n_ctx,
+                        "N": N,
+                        "D": C / (6 * N),
+                        "C": C,
+                        "n_pmt": n_pmt,
+                        "score": score,
+                        "n_datasets": 2,
+                    }
+                )
+    return rows
+
+
+def write_results(root: Path, seed: int = 0, with_bootstrap: bool = True) -> dict[str, Path]:
+    """Write a full results set under ``root``; returns the paths by input option name."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for size, (N, C) in SIZES.items():
+        rows += _rows(f"llama-2-{size}-yarn", "fit", size, N_CTX, N, C, rng)
+    rows += _rows("llama-2-7b-pi", "technique", "7b", (16384,), SIZES["7b"][0], 7.7e22, rng)
+    rows += _rows("qwen-0.5b", "ood", "0.5b", (32768,), 494032768, 1.08e23, rng)
+    rows += _rows("gemma-2", "ood", "9b", (8192,), 9e9, 8e23, rng)
+    points = pd.DataFrame(rows)
+    (root / "results/fits").mkdir(parents=True)
+    (root / "results/predictions").mkdir(parents=True)
+    paths = {
+        "points": root / "results/points.csv",
+        "fit_main": root / "results/fits/main.json",
+        "fit_no_penalty": root / "results/fits/no_penalty.json",
+        "fit_extrapolation": root / "results/fits/extrapolation.json",
+        "fit_agnostic": root / "results/fits/context_agnostic.json",
+        "ood": root / "results/predictions/ood.csv",
+        "technique": root / "results/predictions/technique.csv",
+        "manifest": root / "results/manifest.tsv",
+        "config": root / "config.yaml",
+    }
+    points.to_csv(paths["points"], index=False, float_format="%.6g")
+
+    def fit_doc(law, penalty, scale=1.0, holdout=None):
+        tasks = {}
+        for task, params in TASK_PARAMS.items():
+            p = {k: v * (scale if k == "B" else 1.0) for k, v in params.items()}
+            entry = {"params": p, "ci": {k: [v * 0.9, v * 1.1] for k, v in p.items()}}
+            if with_bootstrap:
+                brng = np.random.default_rng(1)
+                entry["bootstrap"] = [
+                    {k: v * float(brng.uniform(0.95, 1.05)) for k, v in p.items()}
+                    for _ in range(20)
+                ]
+            tasks[task] = entry
+        doc = {"law": law, "penalty": penalty, "tasks": tasks}
+        if holdout is not None:
+            doc["holdout_npmt"] = holdout
+        return doc
+
+    docs = {
+        "fit_main": fit_doc("context_aware", "sigmoid_log"),
+        "fit_no_penalty": fit_doc("context_aware", "none"),
+        "fit_extrapolation": fit_doc("context_aware", "sigmoid_log", 0.97, HOLDOUT),
+        "fit_agnostic": fit_doc("context_agnostic", "none"),
+    }
+    for name, doc in docs.items():
+        paths[name].write_text(json.dumps(doc, sort_keys=True, indent=2))
+    install_fake_fit()
+    from ctxscale import fit as fitmod
+
+    main = fitmod.read_fit(paths["fit_main"])
+    for role in ("ood", "technique"):
+        sub = points[points["role"] == role].reset_index(drop=True)
+        fitmod.predict_points(main, sub).to_csv(paths[role], index=False, float_format="%.6g")
+    paths["manifest"].write_text("path\tsha256\nresults/points.csv\t" + "0" * 64 + "\n")
+    paths["config"].write_text(
+        "scale: default\nseed: 31337\nfit:\n  seed: 31337\n  bootstrap: 200\n"
+        f"  holdout_npmt: {HOLDOUT}\n"
+    )
+    return paths
