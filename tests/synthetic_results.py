@@ -79,13 +79,13 @@ def install_fake_fit() -> bool:
         return True
 
 
-def _rows(family, role, size, n_ctx_list, N, C, rng, c_scale=1.0):
+def _rows(family, role, n_ctx_list, N, C, rng, shots=SHOTS):
     rows = []
     for task, params in TASK_PARAMS.items():
         for n_ctx in n_ctx_list:
-            for shots in SHOTS:
-                n_pmt = 60.0 + 70.0 * shots * (1.3 if task == "translation" else 1.0)
-                score = float(local_law(params, C * c_scale, n_pmt, n_ctx))
+            for n_shots in shots:
+                n_pmt = 60.0 + 70.0 * n_shots * (1.3 if task == "translation" else 1.0)
+                score = float(local_law(params, C, n_pmt, n_ctx))
                 score = float(np.clip(score + rng.normal(0, 0.01), 0, 1))
                 rows.append(
                     {
@@ -93,7 +93,7 @@ def _rows(family, role, size, n_ctx_list, N, C, rng, c_scale=1.0):
                         "model": f"{family}-{n_ctx // 1024}k",
                         "role": role,
                         "task": task,
-                        "n_shots": shots,
+                        "n_shots": n_shots,
                         "n_ctx": n_ctx,
                         "N": N,
                         "D": C / (6 * N),
@@ -106,15 +106,26 @@ def _rows(family, role, size, n_ctx_list, N, C, rng, c_scale=1.0):
     return rows
 
 
-def write_results(root: Path, seed: int = 0, with_bootstrap: bool = True) -> dict[str, Path]:
-    """Write a full results set under ``root``; returns the paths by input option name."""
+def write_results(
+    root: Path, seed: int = 0, with_bootstrap: bool = True, small: bool = False
+) -> dict[str, Path]:
+    """Write a results set under ``root``; returns the paths by input option name.
+
+    ``small`` mimics the default scale: two small fitted models with one n_ctx each, one
+    task, six shot counts (prompts within the context), no OOD or technique family.
+    """
     rng = np.random.default_rng(seed)
     rows = []
-    for size, (N, C) in SIZES.items():
-        rows += _rows(f"llama-2-{size}-yarn", "fit", size, N_CTX, N, C, rng)
-    rows += _rows("llama-2-7b-pi", "technique", "7b", (16384,), SIZES["7b"][0], 7.7e22, rng)
-    rows += _rows("qwen-0.5b", "ood", "0.5b", (32768,), 494032768, 1.08e23, rng)
-    rows += _rows("gemma-2", "ood", "9b", (8192,), 9e9, 8e23, rng)
+    if small:
+        rows += _rows("smollm2", "fit", (8192,), 106203456, 1.27e21, rng, shots=SHOTS[:6])
+        rows += _rows("gemma-3", "fit", (32768,), 100326016, 3.6e21, rng, shots=SHOTS[:6])
+        rows = [r for r in rows if r["task"] == "arithmetic"]
+    else:
+        for size, (N, C) in SIZES.items():
+            rows += _rows(f"llama-2-{size}-yarn", "fit", N_CTX, N, C, rng)
+        rows += _rows("llama-2-7b-pi", "technique", (16384,), SIZES["7b"][0], 7.7e22, rng)
+        rows += _rows("qwen-0.5b", "ood", (32768,), 494032768, 1.08e23, rng)
+        rows += _rows("gemma-2", "ood", (8192,), 9e9, 8e23, rng)
     points = pd.DataFrame(rows)
     (root / "results/fits").mkdir(parents=True)
     (root / "results/predictions").mkdir(parents=True)
@@ -151,7 +162,9 @@ def write_results(root: Path, seed: int = 0, with_bootstrap: bool = True) -> dic
     docs = {
         "fit_main": fit_doc("context_aware", "sigmoid_log"),
         "fit_no_penalty": fit_doc("context_aware", "none"),
-        "fit_extrapolation": fit_doc("context_aware", "sigmoid_log", 0.97, HOLDOUT),
+        "fit_extrapolation": fit_doc(
+            "context_aware", "sigmoid_log", 0.97, 1000.0 if small else HOLDOUT
+        ),
         "fit_agnostic": fit_doc("context_agnostic", "none"),
     }
     for name, doc in docs.items():
@@ -161,11 +174,13 @@ def write_results(root: Path, seed: int = 0, with_bootstrap: bool = True) -> dic
 
     main = fitmod.read_fit(paths["fit_main"])
     for role in ("ood", "technique"):
+        if small:
+            continue  # no OOD or technique family at the default scale: no file
         sub = points[points["role"] == role].reset_index(drop=True)
         fitmod.predict_points(main, sub).to_csv(paths[role], index=False, float_format="%.6g")
     paths["manifest"].write_text("path\tsha256\nresults/points.csv\t" + "0" * 64 + "\n")
     paths["config"].write_text(
-        "scale: default\nseed: 31337\nfit:\n  seed: 31337\n  bootstrap: 200\n"
-        f"  holdout_npmt: {HOLDOUT}\n"
+        f"scale: {'default' if small else 'paper'}\nseed: 31337\nfit:\n  seed: 31337\n"
+        f"  bootstrap: 200\n  holdout_npmt: {HOLDOUT}\n"
     )
     return paths

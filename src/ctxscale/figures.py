@@ -130,17 +130,33 @@ def _observed_marker(ax, x, y, color, filled=True, label=None, marker="o", **kw)
 def _narrow_log_ticks(ax, lo: float, hi: float) -> None:
     """Readable ticks on a log axis spanning far less than a decade (a compute cluster)."""
     ticks = np.geomspace(lo, hi, 3)
+    digits = next((d for d in range(3, 9) if len({f"{t:.{d}g}" for t in ticks}) == 3), 9)
     ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
     ax.xaxis.set_minor_locator(ticker.NullLocator())
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_major_formatter(ticker.FixedFormatter([f"{t:.{digits}g}" for t in ticks]))
+
+
+def _sci_label(value: float, _pos: object = None) -> str:
+    """5e23 -> '$5\\times10^{23}$', 1e23 -> '$10^{23}$'."""
+    exp = int(np.floor(np.log10(value) + 1e-9))
+    mant = value / 10**exp
+    if abs(mant - 1) < 1e-6:
+        return f"$10^{{{exp}}}$"
+    return f"${mant:.3g}\\times10^{{{exp}}}$"
 
 
 def _log_x(ax) -> None:
     """Log x axis with labels that never collide, whatever its span."""
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
-    if hi / lo < 30:
+    if hi / lo < 3:
         _narrow_log_ticks(ax, lo * (hi / lo) ** 0.1, hi / (hi / lo) ** 0.1)
+    elif hi / lo < 100:
+        decades = np.arange(np.floor(np.log10(lo)), np.ceil(np.log10(hi)) + 1)
+        ticks = [m * 10**d for d in decades for m in (1, 2, 5) if lo <= m * 10**d <= hi]
+        ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(_sci_label))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     else:
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
@@ -172,7 +188,9 @@ def fig_context_agnostic(res: Results) -> plt.Figure:
         model = sorted(beyond.index, key=lambda m: (-beyond[m], m))[0]
         mp = pts[pts["model"] == model].sort_values("n_pmt")
         row = mp.iloc[0]
-        grid = _grid_frame(row, n_pmt=_log_grid(mp["n_pmt"].min() / 1.3, mp["n_pmt"].max() * 1.3))
+        # run the curves past the context limit: that is where the two laws part
+        hi = max(mp["n_pmt"].max(), 2 * row["n_ctx"]) * 1.3
+        grid = _grid_frame(row, n_pmt=_log_grid(mp["n_pmt"].min() / 1.3, hi))
         ax = axes[0, j]
         _observed_marker(ax, mp["n_pmt"], mp["score"], "black", label="observed")
         for name, color, label, ls in (
@@ -230,11 +248,16 @@ def fig_contour(res: Results, task: str) -> plt.Figure:
     pts = pts[pts["task"] == task]
     _empty_guard(pts, res.purpose, f"no fit-role points of task {task!r} in the main fit")
     sizes = clusters(pts)
-    y_lo, y_hi = pts["n_pmt"].min() / 1.5, pts["n_pmt"].max() * 1.5
+    ctx_of = {
+        n: _closest_ctx(pts.loc[pts["N"] == n, "n_ctx"].to_numpy(), CONTOUR_NCTX) for n in sizes
+    }
+    # the surface spans the prompts observed and twice the context limit, where it collapses
+    y_lo = pts["n_pmt"].min() / 1.5
+    y_hi = max(pts["n_pmt"].max() * 1.5, 2 * max(ctx_of.values()))
     panels = []
     for n in sizes:
         cp = pts[pts["N"] == n]
-        n_ctx = _closest_ctx(cp["n_ctx"].to_numpy(), CONTOUR_NCTX)
+        n_ctx = ctx_of[n]
         at = cp[cp["n_ctx"] == n_ctx]
         c_lo, c_hi = cp["C"].min(), cp["C"].max()
         pad = max(np.log(c_hi / c_lo) * 0.15, 0.002)
@@ -246,7 +269,10 @@ def fig_contour(res: Results, task: str) -> plt.Figure:
         z = res.predicted("fit_main", grid)["predicted"].to_numpy().reshape(cc.shape)
         panels.append((n, n_ctx, at, cs, ns, z))
     z_all = np.concatenate([p[5].ravel() for p in panels] + [pts["score"].to_numpy()])
-    levels = ticker.MaxNLocator(nbins=12).tick_values(max(z_all.min(), 0.0), min(z_all.max(), 1.0))
+    z_lo, z_hi = max(float(z_all.min()), 0.0), min(float(z_all.max()), 1.0)
+    if z_hi - z_lo < 1e-3:  # a flat surface still needs a few levels
+        z_lo, z_hi = max(z_lo - 0.05, 0.0), min(z_hi + 0.05, 1.0)
+    levels = ticker.MaxNLocator(nbins=12).tick_values(z_lo, z_hi)
     norm = matplotlib.colors.BoundaryNorm(levels, plt.get_cmap(CONTOUR_CMAP).N, extend="both")
     width = min(FULL_WIDTH, 0.6 + 2.6 * len(panels))
     fig, axes = plt.subplots(
@@ -413,16 +439,26 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
                 legend[yname] = Line2D(
                     [], [], marker="o", color=color_y, ls="-", label=f"{yname} (fitted on)"
                 )
-                maes.append(f"{yname} {mae(yp['score'], yp['predicted']):.3f}")
+                maes.append(f"{yname}: {mae(yp['score'], yp['predicted']):.3f}")
             _observed_marker(ax, tp["n_pmt"], tp["score"], color_t, marker="s")
             ax.plot(tp["n_pmt"], tp["predicted"], "--", color=color_t)
             ax.axvline(tp["n_ctx"].iloc[0], color=color_t, ls=":", lw=0.8)
             legend[model] = Line2D(
                 [], [], marker="s", color=color_t, ls="--", label=f"{model} (predicted)"
             )
-            maes.append(f"{model} {mae(tp['score'], tp['predicted']):.3f}")
+            maes.append(f"{model}: {mae(tp['score'], tp['predicted']):.3f}")
         ax.set_xscale("log")
-        ax.set_title(task_label(task) + "\nMAE: " + ", ".join(maes), fontsize=6.5)
+        ax.set_title(task_label(task))
+        ax.legend(  # text-only legend: matplotlib places it where the data is not
+            handles=[Line2D([], [], ls="") for _ in maes],
+            labels=maes,
+            title="MAE",
+            title_fontsize=6,
+            fontsize=6,
+            loc="best",
+            handlelength=0,
+            handletextpad=0,
+        )
         ax.set_xlabel(NPMT_LABEL)
         if j == 0:
             ax.set_ylabel(SCORE_LABEL)
@@ -621,13 +657,15 @@ def save_figure(fig: plt.Figure, out: Path) -> list[Path]:
         raise CtxscaleError(f"figure output {out} must end in .pdf or .png")
     out.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in ("pdf", "png"):
+    # PNG first: the report renders PNGs of fresh figures, and a PDF save before would
+    # leave a layout pass behind that shifts the PNG by a pixel
+    for fmt in ("png", "pdf"):
         path = out.with_suffix(f".{fmt}")
         tmp = path.with_name(path.name + ".partial")
         tmp.write_bytes(figure_bytes(fig, fmt))
         tmp.replace(path)
         written.append(path)
-    return written
+    return sorted(written, key=lambda p: p.suffix != ".pdf")
 
 
 def render_figure(name: str, res: Results, out: Path) -> tuple[list[Path], float]:

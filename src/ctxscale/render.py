@@ -31,6 +31,28 @@ FIGURE_NAMES = (
 TABLE_NAMES = ("mae", "ablation", "params")
 
 
+def expected_figures(tasks: set[str] | list[str], roles: set[str] | list[str]) -> list[str]:
+    """The figures a run can draw, given its tasks and the roles of its families.
+
+    Per-task figures need that task's points; ``ood_compute`` needs an ``ood`` family and
+    ``yarn_vs_pi`` a ``technique`` family. Every table is always available.
+    """
+    tasks, roles = set(tasks), set(roles)
+    out = []
+    for name in FIGURE_NAMES:
+        task = next(
+            (t for t in ("arithmetic", "common_sense", "translation") if name.endswith(t)), None
+        )
+        if task is not None and task not in tasks:
+            continue
+        if (name == "ood_compute" and "ood" not in roles) or (
+            name == "yarn_vs_pi" and "technique" not in roles
+        ):
+            continue
+        out.append(name)
+    return out
+
+
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs (give the ones the output needs)")
     for name, help_text in INPUT_OPTIONS.items():
@@ -101,3 +123,27 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_inputs(p)
     p.set_defaults(func=_report)
+
+
+def inputs_markdown() -> str:
+    """The Markdown table of every output's input options, as docs/figures.md lists it."""
+    from ctxscale.figures import FIGURES
+    from ctxscale.tables import TABLES
+
+    rows = ["| command | output | input options |", "| --- | --- | --- |"]
+    for kind, registry, out in (
+        ("figure", FIGURES, "figures/{}.pdf + .png"),
+        ("table", TABLES, "results/tables/{}.csv + .md"),
+    ):
+        for name, spec in registry.items():
+            opts = ", ".join(
+                f"`{option_flag(i)}`" + (" (optional)" if i == "config" else "")
+                for i in spec.inputs
+            )
+            rows.append(f"| `ctxscale {kind} {name}` | `{out.format(name)}` | {opts} |")
+    every = ", ".join(f"`{option_flag(i)}`" for i in INPUT_OPTIONS)
+    rows.append(
+        f"| `ctxscale report` | `paper/report.md` + `.html` | {every}, `--figures-dir` "
+        "(every figure PNG in it) |"
+    )
+    return "\n".join(rows) + "\n"
