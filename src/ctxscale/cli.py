@@ -15,7 +15,12 @@ from ctxscale import __version__
 from ctxscale.errors import CtxscaleError
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES: tuple[str, ...] = ("ctxscale.render",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "ctxscale.tasks",
+    "ctxscale.inference.cli",
+    "ctxscale.fit_cli",
+    "ctxscale.render",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

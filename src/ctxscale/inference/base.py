@@ -1,0 +1,169 @@
+"""The backend interface: one prompts file in, one generation per instance out.
+
+A prompts file (``results/prompts/{dataset}/{n_shots}.json``) holds a ``prefix`` shared by
+every instance (instruction + demonstrations) and one ``suffix`` per instance. Backends
+tokenise the prefix once and each suffix separately and concatenate the ids (BOS once, in
+front of the prefix), so the prefix's KV cache can be computed once and reused: this is
+what makes a few-shot sweep cheap. ``n_pmt`` is the total prompt length in tokens.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctxscale.errors import CtxscaleError
+
+# Status of a record: the prompt ran ...
+STATUS_OK = "ok"
+# ... or it did not fit in the backend's maximum sequence length (max_model_len).
+STATUS_OVER_MAX_LEN = "over_max_model_len"
+
+_PROMPT_KEYS = ("dataset", "n_shots", "prefix", "stop", "max_new_tokens", "metric", "instances")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One evaluation instance of a prompts file: its full prompt is ``prefix + suffix``."""
+
+    id: str
+    suffix: str
+    reference: Any
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """The content of one prompts file (BRIEF contract 2), validated."""
+
+    dataset: str
+    task: str
+    n_shots: int
+    seed: int
+    prefix: str
+    stop: tuple[str, ...]
+    max_new_tokens: int
+    metric: str
+    instances: tuple[Instance, ...]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a backend returns for one instance."""
+
+    n_pmt: int  # prompt tokens: BOS + prefix + suffix
+    output: str  # generated text, cut before the first stop string
+    n_gen: int  # generated tokens, up to and including the one that ended generation
+    status: str = STATUS_OK
+
+
+def load_prompts(path: str | Path) -> PromptFile:
+    """Read and check a prompts file; a bad one gives a CtxscaleError naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CtxscaleError(f"prompts file {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CtxscaleError(f"prompts file {path} is not valid JSON: {exc}") from None
+    return prompts_from_dict(raw, where=str(path))
+
+
+def prompts_from_dict(raw: Any, where: str = "prompts") -> PromptFile:
+    """Validate the dict form of a prompts file (see :func:`load_prompts`)."""
+    if not isinstance(raw, dict):
+        raise CtxscaleError(f"{where}: expected a JSON object")
+    missing = [k for k in _PROMPT_KEYS if k not in raw]
+    if missing:
+        raise CtxscaleError(f"{where}: missing key(s) {', '.join(missing)}")
+    stop = raw["stop"]
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise CtxscaleError(f"{where}: 'stop' must be a list of non-empty strings")
+    if not isinstance(raw["max_new_tokens"], int) or raw["max_new_tokens"] < 1:
+        raise CtxscaleError(f"{where}: 'max_new_tokens' must be a positive integer")
+    if not isinstance(raw["prefix"], str):
+        raise CtxscaleError(f"{where}: 'prefix' must be a string")
+    instances = []
+    seen: set[str] = set()
+    for i, inst in enumerate(raw["instances"]):
+        if not isinstance(inst, dict) or "id" not in inst or "suffix" not in inst:
+            raise CtxscaleError(f"{where}: instances[{i}] needs 'id' and 'suffix'")
+        if not isinstance(inst["suffix"], str):
+            raise CtxscaleError(f"{where}: instances[{i}] 'suffix' must be a string")
+        iid = str(inst["id"])
+        if iid in seen:
+            raise CtxscaleError(f"{where}: instance id {iid!r} appears twice")
+        seen.add(iid)
+        instances.append(Instance(id=iid, suffix=inst["suffix"], reference=inst.get("reference")))
+    return PromptFile(
+        dataset=str(raw["dataset"]),
+        task=str(raw.get("task", "")),
+        n_shots=int(raw["n_shots"]),
+        seed=int(raw.get("seed", 0)),
+        prefix=raw["prefix"],
+        stop=tuple(stop),
+        max_new_tokens=int(raw["max_new_tokens"]),
+        metric=str(raw["metric"]),
+        instances=tuple(instances),
+    )
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first occurrence of any stop string, and whether one occurred.
+
+    The stop string itself is not part of the output (as in vLLM and the original).
+    """
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    if cut < 0:
+        return text, False
+    return text[:cut], True
+
+
+class Backend(ABC):
+    """An inference engine for one model. Subclasses are constructed once per shard."""
+
+    name: str = ""
+    # A resumed shard restarts generation at a multiple of this many instances (the batch
+    # size of a backend whose batches are fixed windows), so batches match an unbroken run.
+    resume_alignment: int = 1
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise CtxscaleError if the engine cannot run here (called before any work)."""
+        return None
+
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """The settings that determine the outputs (dtype, device, ...), for the shard header."""
+
+    @abstractmethod
+    def generate(
+        self,
+        prefix: str,
+        suffixes: Sequence[str],
+        stop: Sequence[str],
+        max_new_tokens: int,
+    ) -> Iterator[Generation]:
+        """Greedy generations for ``prefix + suffix`` of each suffix, yielded in order."""
+
+
+# Registered backends: name -> "module:Class". Modules are imported only when used, so a
+# machine without vLLM never imports it.
+BACKENDS: dict[str, str] = {
+    "transformers": "ctxscale.inference.hf:TransformersBackend",
+    "vllm": "ctxscale.inference.vllm_backend:VLLMBackend",
+}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name``; unknown names list the known ones."""
+    if name not in BACKENDS:
+        raise CtxscaleError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}")
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)

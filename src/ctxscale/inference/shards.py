@@ -1,0 +1,145 @@
+"""Generation shards: one JSONL file per (model, dataset, n_shots), written atomically.
+
+Line 1 is ``{"settings": {...}}``; then one record per instance, in prompt order::
+
+    {"id", "n_pmt", "output", "n_gen", "score", "status"}
+
+Records are appended to ``OUT.partial`` and flushed (and fsync'ed) one by one; when every
+instance is done the partial file is renamed to ``OUT``. A run killed at any point resumes
+from the partial: a torn last line is dropped, the settings must match, and generation
+starts at the first instance without a record, so nothing is lost or written twice. The
+same inputs give a byte-identical shard (fixed key order, no timestamps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.inference.base import STATUS_OK, Backend, Generation, PromptFile
+
+RECORD_KEYS = ("id", "n_pmt", "output", "n_gen", "score", "status")
+Scorer = Callable[[str, str, Any], float]
+
+
+def dumps(obj: Any) -> str:
+    """One JSONL line; key order is the dict's (fixed by construction)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+
+
+def shard_settings(prompts: PromptFile, model: dict[str, Any], backend: Backend) -> dict[str, Any]:
+    """The header of a shard: everything that determines its records."""
+    return {
+        "model": model["name"],
+        "family": model["family"],
+        "n_ctx": model["n_ctx"],
+        "backend": backend.name,
+        **backend.settings(),
+        "dataset": prompts.dataset,
+        "task": prompts.task,
+        "n_shots": prompts.n_shots,
+        "seed": prompts.seed,
+        "metric": prompts.metric,
+        "max_new_tokens": prompts.max_new_tokens,
+        "stop": list(prompts.stop),
+        "n_instances": len(prompts.instances),
+    }
+
+
+def read_partial(path: Path, header: dict[str, Any], prompts: PromptFile) -> int:
+    """Check a partial shard against ``header`` and the prompts; cut a torn tail.
+
+    Returns the number of complete records (the index of the next instance to run).
+    """
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1  # everything after the last newline is a torn write
+    lines = data[:end].decode("utf-8").splitlines()
+    if not lines:
+        path.write_text(dumps({"settings": header}) + "\n", encoding="utf-8")
+        return 0
+    try:
+        got = json.loads(lines[0]).get("settings")
+    except (json.JSONDecodeError, AttributeError):
+        got = None
+    if got != header:
+        raise CtxscaleError(
+            f"{path} was written with other settings than this run; delete it to start over"
+        )
+    n = 0
+    for line in lines[1:]:
+        rec = json.loads(line)
+        if n >= len(prompts.instances) or rec.get("id") != prompts.instances[n].id:
+            raise CtxscaleError(f"{path}: record {n + 1} does not match the prompts file")
+        n += 1
+    if end != len(data):
+        with path.open("r+b") as fh:
+            fh.truncate(end)
+    return n
+
+
+def write_shard(
+    prompts: PromptFile,
+    backend: Backend,
+    model: dict[str, Any],
+    out: Path,
+    scorer: Scorer,
+    progress: bool = True,
+) -> Path:
+    """Run every instance of ``prompts`` that has no record yet and write the shard ``out``."""
+    header = shard_settings(prompts, model, backend)
+    partial = out.with_name(out.name + ".partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if partial.exists():
+        start = read_partial(partial, header, prompts)
+    else:
+        partial.write_text(dumps({"settings": header}) + "\n", encoding="utf-8")
+        start = 0
+    align = max(1, int(backend.resume_alignment))
+    first = start - start % align  # regenerate up to align-1 instances to keep batches fixed
+    todo = prompts.instances[first:]
+    gens = backend.generate(
+        prompts.prefix, [i.suffix for i in todo], prompts.stop, prompts.max_new_tokens
+    )
+    with partial.open("a", encoding="utf-8") as fh:
+        shown = _progress(gens, len(prompts.instances), first, progress)
+        for k, (inst, gen) in enumerate(zip(todo, shown, strict=True)):
+            if first + k < start:
+                continue  # already on disk
+            score = float(scorer(prompts.metric, gen.output, inst.reference))
+            rec = dict(
+                zip(
+                    RECORD_KEYS,
+                    (inst.id, gen.n_pmt, gen.output, gen.n_gen, score, gen.status),
+                    strict=True,
+                )
+            )
+            fh.write(dumps(rec) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    partial.replace(out)
+    return out
+
+
+def _progress(
+    gens: Iterator[Generation], total: int, start: int, enabled: bool
+) -> Iterator[Generation]:
+    """Pass generations through while a tqdm bar shows instances done and tokens/s."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start, disable=not enabled, unit="inst", dynamic_ncols=True)
+    t0, n_pmt, n_gen = time.perf_counter(), 0, 0
+    try:
+        for gen in gens:
+            if gen.status == STATUS_OK:
+                n_pmt, n_gen = n_pmt + gen.n_pmt, n_gen + gen.n_gen
+            dt = max(time.perf_counter() - t0, 1e-9)
+            bar.update(1)
+            bar.set_postfix_str(f"prompt {n_pmt / dt:.0f} tok/s, gen {n_gen / dt:.1f} tok/s")
+            yield gen
+    finally:
+        bar.close()

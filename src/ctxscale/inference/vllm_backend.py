@@ -1,0 +1,171 @@
+"""vLLM backend for the paper scale: greedy, bf16, prefix caching, tensor parallel.
+
+vLLM is imported only when this backend runs. Everything that decides what vLLM is asked
+to do is built by pure functions (:func:`engine_kwargs`, :func:`engine_env`,
+:func:`sampling_kwargs`) that are unit-tested on machines without vLLM.
+
+Settings read (``config['inference']``, overridden per family/checkpoint):
+``tensor_parallel_size`` (1), ``max_model_len`` (the model's ``n_ctx``),
+``gpu_memory_utilization`` (0.9), ``dtype`` (``auto`` = bfloat16), ``enable_prefix_caching``
+(true), ``rope_parameters`` (a rope dict, e.g. ``{rope_type: linear, factor: 2.0}``, sent as
+``hf_overrides.rope_parameters``), ``extend_rope`` (true), ``hf_overrides`` (merged last),
+``vllm_chunk`` (instances per ``generate`` call, 256).
+
+Long prompts, as in the original: when ``max_model_len`` exceeds the model's ``n_ctx``, the
+engine runs with ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` and, unless ``extend_rope: false``,
+``hf_overrides.max_position_embeddings = max_model_len`` so the rotary table covers every
+position (an unscaled RoPE past the trained length: base models run past their limit and
+degrade, which is the penalty region). A prompt of ``max_model_len`` tokens or more cannot
+run and is recorded with status ``over_max_model_len``; generation is capped so
+``n_pmt + max_tokens <= max_model_len``.
+
+YaRN checkpoints past their ``n_ctx``: vLLM (checked in 0.33.0) sizes a YaRN rotary table
+as ``original_max_position_embeddings * factor`` = ``n_ctx`` whatever ``max_model_len`` is,
+and positions past the table are invalid, so for them keep ``max_model_len <= n_ctx`` or
+patch the table; the transformers backend computes rotary angles for any position.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
+from ctxscale.inference.fetch import ModelSource
+from ctxscale.models import ModelSpec
+
+
+def engine_kwargs(
+    source: ModelSource, spec: ModelSpec, opts: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.LLM(...)``."""
+    if source.gguf_file:
+        raise CtxscaleError(
+            f"model {spec.name!r}: the vllm backend loads a transformers directory or hub id, "
+            "not a GGUF file; use the transformers backend or a converted directory"
+        )
+    max_model_len = int(opts.get("max_model_len") or spec.n_ctx)
+    dtype = str(opts.get("dtype", "auto"))
+    kw: dict[str, Any] = {
+        "model": source.path,
+        "tokenizer": source.path,
+        "dtype": "bfloat16" if dtype == "auto" else dtype,
+        "tensor_parallel_size": int(opts.get("tensor_parallel_size", 1)),
+        "max_model_len": max_model_len,
+        "enable_prefix_caching": bool(opts.get("enable_prefix_caching", True)),
+        "gpu_memory_utilization": float(opts.get("gpu_memory_utilization", 0.9)),
+        "seed": int(seed),
+        "trust_remote_code": False,
+    }
+    if source.revision:
+        kw["revision"] = kw["tokenizer_revision"] = source.revision
+    overrides: dict[str, Any] = {}
+    if max_model_len > spec.n_ctx and opts.get("extend_rope", True):
+        overrides["max_position_embeddings"] = max_model_len
+    if opts.get("rope_parameters"):
+        overrides["rope_parameters"] = dict(opts["rope_parameters"])
+    overrides.update(opts.get("hf_overrides") or {})
+    if overrides:
+        kw["hf_overrides"] = overrides
+    return kw
+
+
+def engine_env(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, str]:
+    """Environment for the engine: allow a max_model_len past the model's own limit."""
+    max_model_len = int(opts.get("max_model_len") or spec.n_ctx)
+    return {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"} if max_model_len > spec.n_ctx else {}
+
+
+def sampling_kwargs(stop: Sequence[str], max_tokens: int, seed: int) -> dict[str, Any]:
+    """Keyword arguments for ``vllm.SamplingParams``: greedy, stop strings cut from the text."""
+    return {
+        "n": 1,
+        "temperature": 0.0,
+        "max_tokens": int(max_tokens),
+        "stop": list(stop),
+        "include_stop_str_in_output": False,
+        "skip_special_tokens": True,
+        "seed": int(seed),
+    }
+
+
+def plan_requests(
+    n_pmts: Sequence[int], max_new_tokens: int, max_model_len: int
+) -> list[int | None]:
+    """max_tokens per prompt, or None where the prompt itself does not fit."""
+    return [None if n >= max_model_len else min(max_new_tokens, max_model_len - n) for n in n_pmts]
+
+
+class VLLMBackend(Backend):
+    """Greedy generation with vLLM's offline ``LLM`` engine."""
+
+    name = "vllm"
+
+    @classmethod
+    def check_available(cls) -> None:
+        if importlib.util.find_spec("vllm") is None:
+            raise CtxscaleError(
+                "backend 'vllm' needs the vllm package, which is not installed here "
+                "(on a GPU machine: pip install -e '.[gpu]'); use backend 'transformers' instead"
+            )
+
+    def __init__(
+        self, source: ModelSource, spec: ModelSpec, opts: dict[str, Any], seed: int
+    ) -> None:
+        self.check_available()
+        from transformers import AutoTokenizer
+
+        self.kwargs = engine_kwargs(source, spec, opts, seed)
+        os.environ.update(engine_env(spec, opts))
+        import vllm
+
+        self.seed = seed
+        self.chunk = int(opts.get("vllm_chunk", 256))
+        self.tokenizer = AutoTokenizer.from_pretrained(source.path, revision=source.revision)
+        self.llm = vllm.LLM(**self.kwargs)
+        self._sampling = vllm.SamplingParams
+
+    def settings(self) -> dict[str, Any]:
+        keys = (
+            "dtype",
+            "tensor_parallel_size",
+            "max_model_len",
+            "enable_prefix_caching",
+            "hf_overrides",
+        )
+        return {"device": "cuda", **{k: self.kwargs.get(k) for k in keys}}
+
+    def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
+        """BOS + prefix ids + suffix ids, tokenised separately (same rule as transformers)."""
+        tok = self.tokenizer
+        with_special = tok("a", add_special_tokens=True)["input_ids"]
+        plain = tok("a", add_special_tokens=False)["input_ids"]
+        bos = [tok.bos_token_id] if len(with_special) > len(plain) else []
+        head = bos + tok(prefix, add_special_tokens=False)["input_ids"]
+        return [head + tok(s, add_special_tokens=False)["input_ids"] for s in suffixes]
+
+    def generate(
+        self, prefix: str, suffixes: Sequence[str], stop: Sequence[str], max_new_tokens: int
+    ) -> Iterator[Generation]:
+        prompts = self.encode(prefix, suffixes)
+        plan = plan_requests(
+            [len(p) for p in prompts], max_new_tokens, self.kwargs["max_model_len"]
+        )
+        for lo in range(0, len(prompts), self.chunk):
+            ids, caps = prompts[lo : lo + self.chunk], plan[lo : lo + self.chunk]
+            run = [i for i, c in enumerate(caps) if c is not None]
+            outs = self.llm.generate(
+                [{"prompt_token_ids": ids[i]} for i in run],
+                [self._sampling(**sampling_kwargs(stop, caps[i], self.seed)) for i in run],
+                use_tqdm=False,
+            )
+            by_slot = dict(zip(run, outs, strict=True))
+            for i, p in enumerate(ids):
+                if i not in by_slot:
+                    yield Generation(n_pmt=len(p), output="", n_gen=0, status=STATUS_OVER_MAX_LEN)
+                    continue
+                comp = by_slot[i].outputs[0]
+                yield Generation(n_pmt=len(p), output=comp.text, n_gen=len(comp.token_ids))

@@ -1,0 +1,138 @@
+"""Prompts files, stop strings, the backend registry and the vLLM request construction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.inference import backend_class, cut_at_stop, load_prompts
+from ctxscale.inference.fetch import ModelSource
+from ctxscale.inference.vllm_backend import (
+    VLLMBackend,
+    engine_env,
+    engine_kwargs,
+    plan_requests,
+    sampling_kwargs,
+)
+from ctxscale.models import ModelSpec
+
+PROMPTS = {
+    "dataset": "dm_math_add",
+    "task": "arithmetic",
+    "n_shots": 1,
+    "seed": 31337,
+    "prefix": "Question: 1+1?\nAnswer: 2\n\n",
+    "stop": ["\n\n"],
+    "max_new_tokens": 8,
+    "metric": "math_equivalence",
+    "instances": [{"id": "a", "suffix": "Question: 2+2?\nAnswer:", "reference": "4"}],
+}
+
+
+def write(tmp_path, obj):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(obj) if not isinstance(obj, str) else obj)
+    return path
+
+
+def test_load_prompts(tmp_path):
+    p = load_prompts(write(tmp_path, PROMPTS))
+    assert p.stop == ("\n\n",) and p.instances[0].reference == "4" and p.n_shots == 1
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"prefix": None}, "'prefix' must be a string"),
+        ({"stop": [""]}, "'stop' must be a list"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"instances": [{"id": "a"}]}, "needs 'id' and 'suffix'"),
+        ({"instances": [{"id": "a", "suffix": ""}, {"id": "a", "suffix": ""}]}, "twice"),
+    ],
+)
+def test_bad_prompts_are_named(tmp_path, patch, message):
+    with pytest.raises(CtxscaleError, match=message):
+        load_prompts(write(tmp_path, {**PROMPTS, **patch}))
+
+
+def test_missing_key_and_bad_json(tmp_path):
+    with pytest.raises(CtxscaleError, match="missing key.*metric"):
+        load_prompts(write(tmp_path, {k: v for k, v in PROMPTS.items() if k != "metric"}))
+    with pytest.raises(CtxscaleError, match="not valid JSON"):
+        load_prompts(write(tmp_path, "{"))
+    with pytest.raises(CtxscaleError, match="does not exist"):
+        load_prompts(tmp_path / "nope.json")
+
+
+def test_cut_at_stop_takes_earliest_stop():
+    assert cut_at_stop(" 4\n\nQuestion", ["\n\n"]) == (" 4", True)
+    assert cut_at_stop("a.b;c", [";", "."]) == ("a", True)
+    assert cut_at_stop("abc", ["x"]) == ("abc", False)
+    assert cut_at_stop("abc", []) == ("abc", False)
+
+
+def test_unknown_backend_lists_known():
+    with pytest.raises(CtxscaleError, match="unknown backend 'tgi'; known backends: transformers"):
+        backend_class("tgi")
+
+
+def test_vllm_missing_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(CtxscaleError, match="needs the vllm package"):
+        backend_class("vllm").check_available()
+    assert backend_class("vllm") is VLLMBackend
+
+
+def spec(n_ctx=4096, **settings):
+    return ModelSpec(
+        name="llama-2-7b",
+        family="llama-2-7b-yarn",
+        role="fit",
+        N=6.476e9,
+        D=2e12,
+        n_ctx=n_ctx,
+        backend="vllm",
+        hub_id="meta/llama",
+        settings=settings,
+    )
+
+
+def test_engine_kwargs_paper_settings():
+    opts = {"tensor_parallel_size": 2, "max_model_len": 131072, "dtype": "auto"}
+    kw = engine_kwargs(ModelSource("meta/llama", revision="abc"), spec(), opts, seed=31337)
+    assert kw["dtype"] == "bfloat16" and kw["tensor_parallel_size"] == 2
+    assert kw["max_model_len"] == 131072 and kw["enable_prefix_caching"] is True
+    assert kw["seed"] == 31337 and kw["revision"] == "abc" and kw["model"] == "meta/llama"
+    # A base 4k model run to 128k: long max length allowed, rotary table extended (unscaled).
+    assert kw["hf_overrides"] == {"max_position_embeddings": 131072}
+    assert engine_env(spec(), opts) == {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}
+
+
+def test_engine_kwargs_within_limit_and_rope_override():
+    kw = engine_kwargs(ModelSource("m"), spec(n_ctx=8192), {}, seed=1)
+    assert kw["max_model_len"] == 8192 and "hf_overrides" not in kw
+    assert engine_env(spec(n_ctx=8192), {}) == {}
+    rope = {"rope_type": "linear", "factor": 2.0}
+    kw = engine_kwargs(ModelSource("m"), spec(), {"rope_parameters": rope}, seed=1)
+    assert kw["hf_overrides"] == {"rope_parameters": rope}
+    kw = engine_kwargs(
+        ModelSource("m"), spec(), {"max_model_len": 9000, "extend_rope": False}, seed=1
+    )
+    assert "hf_overrides" not in kw
+
+
+def test_engine_kwargs_refuses_gguf_file():
+    with pytest.raises(CtxscaleError, match="not a GGUF file"):
+        engine_kwargs(ModelSource("/m", gguf_file="x.gguf"), spec(), {}, seed=1)
+
+
+def test_sampling_is_greedy_with_stops():
+    kw = sampling_kwargs(["\n\n"], 400, seed=31337)
+    assert kw["temperature"] == 0.0 and kw["max_tokens"] == 400 and kw["stop"] == ["\n\n"]
+    assert kw["include_stop_str_in_output"] is False and kw["n"] == 1
+
+
+def test_plan_requests_caps_at_max_model_len():
+    assert plan_requests([10, 95, 100, 150], 8, 100) == [8, 5, None, None]

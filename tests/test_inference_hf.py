@@ -1,0 +1,104 @@
+"""transformers backend on a tiny random Llama: prefix reuse + batching change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from _inference_tiny import build_tiny_model
+
+from ctxscale.inference.base import STATUS_OK, STATUS_OVER_MAX_LEN
+from ctxscale.inference.fetch import ModelSource
+
+PREFIX = "Question: What is 3 + 4?\nAnswer: 7\n\nQuestion: Calculate 12 - 5.\nAnswer: 7\n\n"
+SUFFIXES = [
+    "Question: What is 2 * 9?\nAnswer:",
+    "Question: x?\nAnswer:",
+    "",
+    "Q",
+    "Question: Calculate 12 - 5 and then a much longer question.\nAnswer:",
+]
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["no_bos", "bos"])
+def backend(request, tmp_path_factory):
+    from ctxscale.inference.hf import TransformersBackend
+
+    path = build_tiny_model(tmp_path_factory.mktemp("tiny"), bos=request.param)
+    return TransformersBackend(ModelSource(str(path)), batch_size=3, threads=1)
+
+
+def reference(backend, prefix, suffix, max_new_tokens):
+    """Plain transformers generate() on the whole prompt: no cache tricks, no batching."""
+    import torch
+
+    prefix_ids, (suffix_ids,) = backend.encode(prefix, [suffix])
+    ids = torch.tensor([prefix_ids + suffix_ids])
+    out = backend.model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=backend.tokenizer.pad_token_id,
+    )
+    new = out[0, ids.shape[1] :].tolist()
+    return backend.tokenizer.decode(new, skip_special_tokens=True), len(new)
+
+
+def test_bos_once_and_separate_tokenisation(backend):
+    prefix_ids, suffix_ids = backend.encode(PREFIX, SUFFIXES)
+    bos = backend.tokenizer.bos_token_id
+    assert prefix_ids.count(bos) == len(backend._bos) <= 1
+    assert all(bos not in ids for ids in suffix_ids)
+    assert suffix_ids[2] == []
+
+
+def test_batched_prefix_reuse_equals_plain_generate(backend):
+    gens = list(backend.generate(PREFIX, SUFFIXES, stop=[], max_new_tokens=12))
+    assert [g.status for g in gens] == [STATUS_OK] * len(SUFFIXES)
+    for suffix, gen in zip(SUFFIXES, gens, strict=True):
+        text, n_gen = reference(backend, PREFIX, suffix, 12)
+        assert (gen.output, gen.n_gen) == (text, n_gen)
+        prefix_ids, (suffix_ids,) = backend.encode(PREFIX, [suffix])
+        assert gen.n_pmt == len(prefix_ids) + len(suffix_ids)
+
+
+def test_batch_size_does_not_change_outputs(backend):
+    batched = list(backend.generate(PREFIX, SUFFIXES, stop=[], max_new_tokens=10))
+    old = backend.batch_size
+    try:
+        backend.batch_size = 1
+        single = list(backend.generate(PREFIX, SUFFIXES, stop=[], max_new_tokens=10))
+    finally:
+        backend.batch_size = old
+    assert batched == single
+
+
+def test_stop_string_cuts_output_and_ends_generation(backend):
+    (free,) = backend.generate(PREFIX, SUFFIXES[:1], stop=[], max_new_tokens=16)
+    stop = free.output[4:6]  # a string the model is known to produce
+    assert stop
+    (cut,) = backend.generate(PREFIX, SUFFIXES[:1], stop=[stop], max_new_tokens=16)
+    assert cut.output == free.output[: free.output.find(stop)]
+    assert stop not in cut.output
+    assert cut.n_gen < free.n_gen
+
+
+def test_empty_prefix_runs(backend):
+    gens = list(backend.generate("", ["Question: a", "Q"], stop=[], max_new_tokens=5))
+    for suffix, gen in zip(["Question: a", "Q"], gens, strict=True):
+        assert (gen.output, gen.n_gen) == reference(backend, "", suffix, 5)
+
+
+def test_prompts_past_trained_length_run_and_max_model_len_is_explicit(backend):
+    long_suffix = "Question: What is the value of 2 * 9?\n" * 6  # > 64 trained positions
+    prefix_ids, (ids,) = backend.encode(PREFIX, [long_suffix])
+    assert len(prefix_ids) + len(ids) > backend.model.config.max_position_embeddings
+    (gen,) = backend.generate(PREFIX, [long_suffix], stop=[], max_new_tokens=4)
+    assert gen.status == STATUS_OK and gen.n_gen == 4
+    backend.max_model_len = len(prefix_ids) + len(ids)
+    try:
+        gens = list(backend.generate(PREFIX, [SUFFIXES[0], long_suffix], [], 4))
+    finally:
+        backend.max_model_len = None
+    assert [g.status for g in gens] == [STATUS_OK, STATUS_OVER_MAX_LEN]
+    assert (gens[1].output, gens[1].n_gen) == ("", 0)
+    assert gens[0].output == reference(backend, PREFIX, SUFFIXES[0], 4)[0]
