@@ -1,82 +1,38 @@
-"""A synthetic results set (contract 4 and 5 file layout) for figure/report tests.
+"""A synthetic results set (the workflow's file layout, contracts 4 and 5) for figure tests.
 
-Scores come from a small local formula of the law's shape plus seeded noise; the fits are
-written with known parameters. Until ``ctxscale.fit`` exists, :func:`install_fake_fit`
-provides a stand-in ``read_fit``/``predict_points`` evaluating that local formula.
+Scores are the package's law (``ctxscale.law``) at known parameters plus seeded noise;
+the fits are written in the ``ctxscale-fit/1`` format with those parameters (and made-up
+CIs), so figures and tables can be checked against known values in well under a second.
+A separate slow test fits the same points with the real ``ctxscale.fit``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import types
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ctxscale import law
+from ctxscale.fit import predict_points, read_fit
+
+C_REF, NPMT_REF = 1.0e23, 1000.0
 TASK_PARAMS = {
-    "arithmetic": {"A": 2.0, "C_c": 7.0e22, "alpha": 1.0, "B": 1.5, "n_pmt_c": 400.0, "beta": 0.6},
-    "common_sense": {
-        "A": 3.0,
-        "C_c": 6.0e22,
-        "alpha": 0.8,
-        "B": 2.5,
-        "n_pmt_c": 300.0,
-        "beta": 0.4,
-    },
-    "translation": {"A": 0.5, "C_c": 9.0e22, "alpha": 1.2, "B": 0.4, "n_pmt_c": 800.0, "beta": 0.5},
+    "arithmetic": {"A": 2.0, "alpha": 1.0, "B": 1.2, "beta": 0.6},
+    "common_sense": {"A": 3.0, "alpha": 0.8, "B": 3.0, "beta": 0.4},
+    "translation": {"A": 0.6, "alpha": 1.2, "B": 0.3, "beta": 0.5},
 }
 SIZES = {"7b": (6476271616, 7.77e22), "13b": (12688184320, 1.5227e23)}
 N_CTX = (4096, 8192, 16384, 32768, 65536, 131072)
 SHOTS = (0, 1, 3, 7, 15, 31, 63, 127, 255, 511)
 HOLDOUT = 10000.0
+PENALTY = "log_sigmoid"
 
 
-def local_law(params: dict, C, n_pmt, n_ctx, penalty: bool = True, agnostic: bool = False):
-    """Test-only formula of the law's shape (the package's law lives in ctxscale.law)."""
-    C, n_pmt, n_ctx = (np.asarray(v, dtype=float) for v in (C, n_pmt, n_ctx))
-    p = (1 - np.exp(-params["A"] * (C / params["C_c"]) ** params["alpha"])) * (
-        1 - np.exp(-params["B"] * (n_pmt / params["n_pmt_c"]) ** params["beta"])
-    )
-    if penalty and not agnostic:
-        p = p / (1 + np.exp(8 * np.log(n_pmt / n_ctx)))
-    return p
-
-
-def _fake_read_fit(path):
-    return json.loads(Path(path).read_text())
-
-
-def _fake_predict_points(fit, df):
-    out = df.copy()
-    pred = np.zeros(len(df))
-    for task, entry in fit["tasks"].items():
-        m = (df["task"] == task).to_numpy()
-        pred[m] = local_law(
-            entry["params"],
-            df.loc[m, "C"],
-            df.loc[m, "n_pmt"],
-            df.loc[m, "n_ctx"],
-            penalty=fit.get("penalty", "none") != "none",
-            agnostic=fit["law"] == "context_agnostic",
-        )
-    out["predicted"] = pred
-    return out
-
-
-def install_fake_fit() -> bool:
-    """Provide ``ctxscale.fit`` if the package has none yet; True if the fake was installed."""
-    try:
-        import ctxscale.fit  # noqa: F401
-
-        return False
-    except ImportError:
-        mod = types.ModuleType("ctxscale.fit")
-        mod.read_fit = _fake_read_fit
-        mod.predict_points = _fake_predict_points
-        sys.modules["ctxscale.fit"] = mod
-        return True
+def six(p: dict[str, float]) -> dict[str, float]:
+    return {**p, "C_c": C_REF, "n_pmt_c": NPMT_REF}
 
 
 def _rows(family, role, n_ctx_list, N, C, rng, shots=SHOTS):
@@ -85,7 +41,7 @@ def _rows(family, role, n_ctx_list, N, C, rng, shots=SHOTS):
         for n_ctx in n_ctx_list:
             for n_shots in shots:
                 n_pmt = 60.0 + 70.0 * n_shots * (1.3 if task == "translation" else 1.0)
-                score = float(local_law(params, C, n_pmt, n_ctx))
+                score = float(law.predict(six(params), C, n_pmt, n_ctx, penalty_name=PENALTY))
                 score = float(np.clip(score + rng.normal(0, 0.01), 0, 1))
                 rows.append(
                     {
@@ -106,9 +62,44 @@ def _rows(family, role, n_ctx_list, N, C, rng, shots=SHOTS):
     return rows
 
 
-def write_results(
-    root: Path, seed: int = 0, with_bootstrap: bool = True, small: bool = False
-) -> dict[str, Path]:
+def _fit_doc(law_name: str, penalty: str, scale_b: float = 1.0, holdout=None) -> dict:
+    tasks = {}
+    for task, p in TASK_PARAMS.items():
+        p = {**p, "B": p["B"] * scale_b}
+        params = six(p)
+        if law_name == "context_agnostic":
+            params.update(B=None, n_pmt_c=None, beta=None)
+        ident = {
+            "log10_A_C_c": math.log10(p["A"]) - p["alpha"] * math.log10(C_REF),
+            "alpha": p["alpha"],
+            "log10_B_n_pmt_c": math.log10(p["B"]) - p["beta"] * math.log10(NPMT_REF),
+            "beta": p["beta"],
+        }
+
+        def band(v):
+            return None if v is None else [v - 0.1 * abs(v), v + 0.1 * abs(v)]
+
+        tasks[task] = {
+            "params": params,
+            "identifiable": ident,
+            "ci": {
+                "level": 0.95,
+                "params": {k: band(v) for k, v in params.items()},
+                "identifiable": {k: band(v) for k, v in ident.items()},
+            },
+            "settings": {"C_c_reference": C_REF, "n_pmt_c_reference": NPMT_REF},
+        }
+    settings = {
+        "law": law_name,
+        "penalty": "none" if law_name == "context_agnostic" else penalty,
+        "penalty_width": law.DEFAULT_PENALTY_WIDTH,
+        "seed": 31337,
+        "holdout_npmt": holdout,
+    }
+    return {"format": "ctxscale-fit/1", "settings": settings, "tasks": tasks}
+
+
+def write_results(root: Path, seed: int = 0, small: bool = False) -> dict[str, Path]:
     """Write a results set under ``root``; returns the paths by input option name.
 
     ``small`` mimics the default scale: two small fitted models with one n_ctx each, one
@@ -141,43 +132,21 @@ def write_results(
         "config": root / "config.yaml",
     }
     points.to_csv(paths["points"], index=False, float_format="%.6g")
-
-    def fit_doc(law, penalty, scale=1.0, holdout=None):
-        tasks = {}
-        for task, params in TASK_PARAMS.items():
-            p = {k: v * (scale if k == "B" else 1.0) for k, v in params.items()}
-            entry = {"params": p, "ci": {k: [v * 0.9, v * 1.1] for k, v in p.items()}}
-            if with_bootstrap:
-                brng = np.random.default_rng(1)
-                entry["bootstrap"] = [
-                    {k: v * float(brng.uniform(0.95, 1.05)) for k, v in p.items()}
-                    for _ in range(20)
-                ]
-            tasks[task] = entry
-        doc = {"law": law, "penalty": penalty, "tasks": tasks}
-        if holdout is not None:
-            doc["holdout_npmt"] = holdout
-        return doc
-
     docs = {
-        "fit_main": fit_doc("context_aware", "sigmoid_log"),
-        "fit_no_penalty": fit_doc("context_aware", "none"),
-        "fit_extrapolation": fit_doc(
-            "context_aware", "sigmoid_log", 0.97, 1000.0 if small else HOLDOUT
-        ),
-        "fit_agnostic": fit_doc("context_agnostic", "none"),
+        "fit_main": _fit_doc("context_aware", PENALTY),
+        "fit_no_penalty": _fit_doc("context_aware", "none"),
+        "fit_extrapolation": _fit_doc("context_aware", PENALTY, 0.97, 1000.0 if small else HOLDOUT),
+        "fit_agnostic": _fit_doc("context_agnostic", "none"),
     }
     for name, doc in docs.items():
         paths[name].write_text(json.dumps(doc, sort_keys=True, indent=2))
-    install_fake_fit()
-    from ctxscale import fit as fitmod
-
-    main = fitmod.read_fit(paths["fit_main"])
+    main = read_fit(paths["fit_main"])
     for role in ("ood", "technique"):
         if small:
             continue  # no OOD or technique family at the default scale: no file
         sub = points[points["role"] == role].reset_index(drop=True)
-        fitmod.predict_points(main, sub).to_csv(paths[role], index=False, float_format="%.6g")
+        sub = sub.assign(predicted=predict_points(main, sub))
+        sub.to_csv(paths[role], index=False, float_format="%.10g")
     paths["manifest"].write_text("path\tsha256\nresults/points.csv\t" + "0" * 64 + "\n")
     paths["config"].write_text(
         f"scale: {'default' if small else 'paper'}\nseed: 31337\nfit:\n  seed: 31337\n"

@@ -12,9 +12,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_results import HOLDOUT, install_fake_fit, write_results  # noqa: E402
-
-install_fake_fit()
+from synthetic_results import HOLDOUT, write_results  # noqa: E402
 
 from ctxscale import render  # noqa: E402
 from ctxscale.cli import main  # noqa: E402
@@ -88,11 +86,7 @@ def test_rerender_is_byte_identical(paths, tmp_path):
 @pytest.mark.slow
 def test_rerender_in_fresh_processes_is_byte_identical(paths, tmp_path):
     """Separate interpreters (different hash seeds, fresh font caches) give the same bytes."""
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from synthetic_results import install_fake_fit; install_fake_fit();"
-        "from ctxscale.cli import main; sys.exit(main(sys.argv[2:]))"
-    )
+    code = "import sys; from ctxscale.cli import main; sys.exit(main(sys.argv[2:]))"
     outs = []
     for k, seed in enumerate(("1", "2")):
         out = tmp_path / str(k) / "fig5_extrapolation_arithmetic.pdf"
@@ -130,7 +124,7 @@ def test_mae_table_matches_hand_computation(res, paths):
     held = held[held["n_pmt"] >= HOLDOUT]
     pred = fitmod.predict_points(fitmod.read_fit(paths["fit_extrapolation"]), held)
     assert row["n_points"] == len(held) > 0
-    assert row["mae"] == pytest.approx(np.mean(np.abs(pred["score"] - pred["predicted"])))
+    assert row["mae"] == pytest.approx(np.mean(np.abs(held["score"] - pred)))
     assert row["ci_lo"] <= row["mae"] <= row["ci_hi"]
     assert row["paper_mae"] == 0.017
 
@@ -151,19 +145,16 @@ def test_ablation_table_separates_beyond_context(res):
 def test_params_table_has_parameters_and_combinations(res):
     table = build_table("params", res)
     arith = table[table["task"] == "arithmetic"].set_index("parameter")
-    assert list(arith.index) == [
-        "A",
-        "C_c",
-        "alpha",
-        "B",
-        "n_pmt_c",
-        "beta",
-        "A_eff",
-        "B_eff",
-        "P_ref",
-    ]
-    assert arith.loc["A", "value"] == 2.0
-    assert arith.loc["A_eff", "ci_lo"] < arith.loc["A_eff", "value"] < arith.loc["A_eff", "ci_hi"]
+    params = ["A", "C_c", "alpha", "B", "n_pmt_c", "beta"]
+    ident = ["log10_A_C_c", "log10_B_n_pmt_c"]
+    assert list(arith.index) == params + ident
+    assert list(arith["kind"]) == ["parameter"] * 6 + ["identifiable"] * 2
+    row = arith[arith["kind"] == "parameter"].loc["A"]
+    assert row["value"] == 2.0 and row["ci_lo"] == pytest.approx(1.8)
+    fixed = arith[arith["kind"] == "parameter"].loc["C_c"]
+    assert fixed["note"] and np.isnan(fixed["ci_lo"])  # fixed at the reference scale
+    combo = arith.loc["log10_A_C_c"]
+    assert combo["value"] == pytest.approx(np.log10(2.0) - 23.0)
 
 
 def test_tables_write_csv_and_markdown_identically(res, tmp_path):
@@ -239,7 +230,7 @@ def test_absent_file_and_bad_points_are_one_line(paths, tmp_path, capsys):
     df = pd.read_csv(paths["points"])
     df.loc[3, "score"] = 1.5
     df.to_csv(bad, index=False)
-    with pytest.raises(CtxscaleError, match="score outside"):
+    with pytest.raises(CtxscaleError, match=r"row 4: column 'score' value 1.5 is outside"):
         _ = Results(Inputs(points=bad)).points
     df.drop(columns=["n_pmt"]).to_csv(bad, index=False)
     args = ["figure", "residuals", "--out", str(tmp_path / "r.pdf"), "--points", str(bad)]
@@ -317,3 +308,29 @@ def test_default_scale_report_says_it_is_not_the_paper(tmp_path):
         "figure ood_compute" in not_produced and "figure fig3_contour_common_sense" in not_produced
     )
     assert "table" not in not_produced
+
+
+@pytest.mark.slow
+def test_figures_and_tables_from_real_fits(tmp_path):
+    """The same outputs from fits made by ctxscale.fit (not hand-written fit files)."""
+    from ctxscale.fit import fit_table
+
+    small = write_results(tmp_path, small=True)
+    points = pd.read_csv(small["points"])
+    for name, kw in (
+        ("fit_main", {}),
+        ("fit_no_penalty", {"penalty": "none"}),
+        ("fit_extrapolation", {"holdout_npmt": 1000.0}),
+        ("fit_agnostic", {"law": "context_agnostic"}),
+    ):
+        fit_table(points, bootstrap=8, n_jobs=1, **kw).write(small[name])
+    res = Results(Inputs(**small))
+    params = build_table("params", res).set_index(["kind", "parameter"])
+    assert params.loc[("parameter", "A"), "ci_lo"] < params.loc[("parameter", "A"), "value"]
+    assert params.loc[("parameter", "C_c"), "note"]  # the fit fixes it at a reference scale
+    assert not np.isnan(params.loc[("identifiable", "log10_A_C_c"), "ci_hi"])
+    mae = build_table("mae", res).set_index("setting")
+    assert mae.loc["in_distribution", "mae"] < 0.02  # noise sd 0.01 around the law
+    assert mae.loc["extrapolation", "n_points"] == (points["n_pmt"] >= 1000).sum()
+    for name in ("fig1_context_agnostic", "fig5_extrapolation_arithmetic", "params"):
+        render_figure(name, res, tmp_path / "figures" / f"{name}.pdf")

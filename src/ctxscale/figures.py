@@ -27,7 +27,13 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ctxscale.errors import CtxscaleError  # noqa: E402
-from ctxscale.results import TASK_LABELS, TASKS, Results  # noqa: E402
+from ctxscale.results import (  # noqa: E402
+    TASK_LABELS,
+    TASKS,
+    Results,
+    fit_identifiable,
+    fit_parameters,
+)
 
 DPI = 200
 COLUMN_WIDTH = 3.3  # inches, one column of a two-column paper
@@ -102,9 +108,8 @@ def clusters(df: pd.DataFrame) -> list[float]:
 def _grid_frame(row: pd.Series, **columns: np.ndarray) -> pd.DataFrame:
     """Rows like ``row`` with some columns replaced by arrays (for evaluating a fit)."""
     n = len(next(iter(columns.values())))
-    data = {c: np.repeat(row[c], n) for c in row.index}
+    data = {c: np.repeat(row[c], n) for c in row.index if c not in ("score", "predicted")}
     data.update(columns)
-    data["score"] = np.zeros(n)  # placeholder: predict_points needs only the law's inputs
     return pd.DataFrame(data)
 
 
@@ -515,39 +520,42 @@ def fig_residuals(res: Results) -> plt.Figure:
     return fig
 
 
-def fig_params(res: Results) -> plt.Figure:
-    """Fitted parameters per task with their bootstrap confidence intervals."""
-    from ctxscale.results import PARAM_NAMES, fit_parameters
+PARAM_PANELS = (
+    ("params", "A", "$A$ (at $C = C_c$)", True),
+    ("params", "alpha", r"$\alpha$", False),
+    ("identifiable", "log10_A_C_c", r"$\log_{10}(A\,C_c^{-\alpha})$", False),
+    ("params", "B", r"$B$ (at $n_{pmt} = n_{pmt,c}$)", True),
+    ("params", "beta", r"$\beta$", False),
+    ("identifiable", "log10_B_n_pmt_c", r"$\log_{10}(B\,n_{pmt,c}^{-\beta})$", False),
+)
 
-    params = fit_parameters(res.fit("fit_main"))
-    _empty_guard(params, res.purpose, f"{res.path('fit_main')} records no fitted parameters")
-    tasks = tasks_of(params)
-    fig, axes = plt.subplots(2, 3, figsize=(FULL_WIDTH, 3.8), constrained_layout=True)
-    symbols = {
-        "A": "$A$",
-        "C_c": "$C_c$ (FLOPs)",
-        "alpha": r"$\alpha$",
-        "B": "$B$",
-        "n_pmt_c": r"$n_{pmt,c}$ (tokens)",
-        "beta": r"$\beta$",
-    }
+
+def fig_params(res: Results) -> plt.Figure:
+    """Fitted parameters and identifiable combinations per task with bootstrap CIs."""
+    fit = res.fit("fit_main")
+    tables = {"params": fit_parameters(fit), "identifiable": fit_identifiable(fit)}
+    _empty_guard(tables["params"], res.purpose, f"{res.path('fit_main')} records no parameters")
+    tasks = tasks_of(tables["params"])
+    fig, axes = plt.subplots(2, 3, figsize=(FULL_WIDTH, 3.9), constrained_layout=True)
     x = np.arange(len(tasks))
-    for ax, name in zip(axes.ravel(), PARAM_NAMES, strict=True):
-        pp = params[params["parameter"] == name].set_index("task").reindex(tasks)
+    for ax, (block, name, label, log) in zip(axes.ravel(), PARAM_PANELS, strict=True):
+        df = tables[block]
+        pp = df[df["parameter"] == name].set_index("task").reindex(tasks)
         vals = pp["value"].to_numpy(dtype=float)
         lo = pp["lo"].to_numpy(dtype=float)
         hi = pp["hi"].to_numpy(dtype=float)
-        err = np.vstack(
-            [np.where(np.isnan(lo), 0, vals - lo), np.where(np.isnan(hi), 0, hi - vals)]
-        )
+        err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)])
         ax.errorbar(x, vals, yerr=np.clip(err, 0, None), fmt="o", color=PALETTE[0], capsize=3)
-        positive = np.all(vals[~np.isnan(vals)] > 0)
-        if name in ("A", "C_c", "B", "n_pmt_c") and positive:
+        if log and np.all(vals[~np.isnan(vals)] > 0):
             ax.set_yscale("log")
         ax.set_xticks(x, [t.replace("_", "\n") for t in tasks])
         ax.set_xlim(-0.5, len(tasks) - 0.5)
-        ax.set_ylabel(symbols[name])
-    fig.suptitle("Fitted parameters (main fit); bars: bootstrap CI where recorded", fontsize=8)
+        ax.set_ylabel(label)
+    fig.suptitle(
+        "Main fit per task; bars: bootstrap CI where recorded. "
+        r"$C_c$, $n_{pmt,c}$ are fixed at the data's reference scales",
+        fontsize=8,
+    )
     return fig
 
 
@@ -621,7 +629,9 @@ def _spec_list() -> list[FigureSpec]:
             "params",
             fig_params,
             ("fit_main",),
-            "Fitted parameters of the main fit per task with bootstrap confidence intervals.",
+            "Fitted parameters of the main fit per task (A, alpha, B, beta; C_c and n_pmt_c are "
+            "fixed at reference scales of the data) and the identifiable combinations "
+            "log10(A C_c^-alpha), log10(B n_pmt_c^-beta), with bootstrap confidence intervals.",
         ),
     ]
     return specs

@@ -12,7 +12,6 @@ here: fits are read and evaluated through ``ctxscale.fit`` (``read_fit``,
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -23,7 +22,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ctxscale import fit as fitmod
 from ctxscale.errors import CtxscaleError
+from ctxscale.law import PARAM_NAMES
+from ctxscale.points import validate_points
 
 TASKS = ("arithmetic", "common_sense", "translation")
 TASK_LABELS = {
@@ -31,7 +33,6 @@ TASK_LABELS = {
     "common_sense": "Common-sense reasoning",
     "translation": "Machine translation",
 }
-PARAM_NAMES = ("A", "C_c", "alpha", "B", "n_pmt_c", "beta")
 POINT_COLUMNS = ("family", "model", "role", "task", "n_shots", "n_ctx", "N", "C", "n_pmt", "score")
 
 # Input option name -> (attribute, help text). The CLI and docs/figures.md use these.
@@ -155,7 +156,7 @@ class Results:
         return read_config(self.path("config"))
 
     # -- fits ---------------------------------------------------------------------------
-    def fit(self, name: str) -> Any:
+    def fit(self, name: str) -> dict[str, Any]:
         cache = self.__dict__.setdefault("_fits", {})
         if name not in cache:
             cache[name] = read_fit(self.path(name))
@@ -211,29 +212,28 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise CtxscaleError(f"{what} {path} is not a readable CSV table: {exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CtxscaleError(f"{what} {path} is not a readable CSV table: {first}") from None
 
 
-def _check_columns(df: pd.DataFrame, path: Path, what: str, extra: tuple[str, ...] = ()) -> None:
+def _check_columns(
+    df: pd.DataFrame, path: Path, what: str, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Contract-4 columns present; numbers checked by :func:`ctxscale.points.validate_points`."""
     missing = [c for c in (*POINT_COLUMNS, *extra) if c not in df.columns]
     if missing:
         raise CtxscaleError(f"{what} {path} lacks column(s) {', '.join(missing)}")
-    for col in ("C", "n_pmt", "n_ctx", "score", *extra):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() | ~np.isfinite(values)
+    if df.empty:
+        raise CtxscaleError(f"{what} {path} has no rows")
+    df = validate_points(df, f"{what} {path}")
+    for col in ("N", *extra):
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise CtxscaleError(f"{what} {path}: column {col} is not a finite number in row {row}")
-        df[col] = values.astype(float)
-    for col in ("C", "n_pmt", "n_ctx"):
-        bad = df[col] <= 0
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise CtxscaleError(f"{what} {path}: column {col} must be positive (row {row})")
-    bad = (df["score"] < 0) | (df["score"] > 1)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise CtxscaleError(f"{what} {path}: score outside [0, 1] in row {row}")
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise CtxscaleError(f"{what} {path}: row {row}: column {col!r} is not a finite number")
+        df[col] = values
+    return df
 
 
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
@@ -244,17 +244,15 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 def read_points(path: Path) -> pd.DataFrame:
     """The task-level points table (contract 4), checked and in a stable order."""
     df = _read_csv(path, "points table")
-    _check_columns(df, path, "points table")
-    if df.empty:
-        raise CtxscaleError(f"points table {path} has no rows")
-    return _sorted(df)
+    return _sorted(_check_columns(df, path, "points table"))
 
 
 def read_predictions(path: Path, what: str) -> pd.DataFrame:
     """A ``ctxscale predict`` output: points columns plus ``predicted``."""
     df = _read_csv(path, f"{what} predictions")
-    _check_columns(df, path, f"{what} predictions", extra=("predicted",))
-    return _sorted(df)
+    if df.empty:  # a scale without such a family: the figure says so
+        return df
+    return _sorted(_check_columns(df, path, f"{what} predictions", extra=("predicted",)))
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -268,80 +266,71 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 # -- the fit API (ctxscale.fit, contract 5) ------------------------------------------------
-def _fit_module() -> Any:
-    try:
-        return importlib.import_module("ctxscale.fit")
-    except ImportError as exc:  # pragma: no cover - only before the law code exists
-        raise CtxscaleError(f"the law-fitting module ctxscale.fit is unavailable: {exc}") from None
+def read_fit(path: Path) -> dict[str, Any]:
+    """Read a fit JSON through ``ctxscale.fit.read_fit`` (one line if it is malformed)."""
+    return fitmod.read_fit(path)
 
 
-def read_fit(path: Path) -> Any:
-    """Read a fit JSON through ``ctxscale.fit.read_fit``; one line if it is malformed."""
-    try:
-        return _fit_module().read_fit(path)
-    except CtxscaleError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CtxscaleError(f"fit {path} cannot be read: {exc}") from None
-
-
-def predict(fit: Any, df: pd.DataFrame, where: str) -> pd.DataFrame:
+def predict(fit: dict[str, Any], df: pd.DataFrame, where: str) -> pd.DataFrame:
     """``df`` restricted to the fit's tasks, with the fit's ``predicted`` column."""
-    tasks = fit_tasks(fit)
-    sub = df[df["task"].isin(tasks)].reset_index(drop=True)
+    sub = df[df["task"].isin(fit_tasks(fit))].reset_index(drop=True)
     if sub.empty:
         return sub.assign(predicted=pd.Series(dtype=float))
-    out = _fit_module().predict_points(fit, sub)
-    return out.reset_index(drop=True)
+    return sub.assign(predicted=fitmod.predict_points(fit, sub, source=where))
 
 
-def _as_dict(fit: Any) -> dict[str, Any]:
-    if isinstance(fit, dict):
-        return fit
-    for attr in ("to_dict", "as_dict"):
-        if hasattr(fit, attr):
-            return getattr(fit, attr)()
-    return vars(fit)
-
-
-def fit_tasks(fit: Any) -> list[str]:
+def fit_tasks(fit: dict[str, Any]) -> list[str]:
     """Task names a fit covers, in a stable order."""
-    tasks = _as_dict(fit).get("tasks") or {}
-    return sorted(tasks)
+    return sorted(fit.get("tasks") or {})
 
 
-def fit_holdout(fit: Any) -> float | None:
-    d = _as_dict(fit)
-    value = d.get("holdout_npmt")
-    if value is None:
-        value = (d.get("settings") or {}).get("holdout_npmt")
+def fit_holdout(fit: dict[str, Any]) -> float | None:
+    """The n_pmt cut-off the fit was made with (``--holdout-npmt``), if any."""
+    value = (fit.get("settings") or {}).get("holdout_npmt")
     return None if value is None else float(value)
 
 
-def fit_parameters(fit: Any) -> pd.DataFrame:
-    """One row per (task, parameter): value and bootstrap CI bounds (NaN when absent)."""
+def _ci_rows(fit: dict[str, Any], block: str, names: tuple[str, ...] | None) -> pd.DataFrame:
     rows = []
-    for task, entry in sorted((_as_dict(fit).get("tasks") or {}).items()):
-        params = entry.get("params") or {}
-        ci = entry.get("ci") or {}
-        for name in PARAM_NAMES:
-            if name not in params:
-                continue
-            lo, hi = (ci.get(name) or (np.nan, np.nan))[:2]
+    for task, entry in sorted((fit.get("tasks") or {}).items()):
+        values = entry.get(block) or {}
+        ci = ((entry.get("ci") or {}).get(block)) or {}
+        for name in names or tuple(sorted(values, key=_ident_order)):
+            if values.get(name) is None:
+                continue  # e.g. B, n_pmt_c, beta of the context-agnostic law
+            lo, hi = ci.get(name) or (None, None)
             rows.append(
-                {"task": task, "parameter": name, "value": float(params[name]), "lo": lo, "hi": hi}
+                {
+                    "task": task,
+                    "parameter": name,
+                    "value": float(values[name]),
+                    "lo": np.nan if lo is None else float(lo),
+                    "hi": np.nan if hi is None else float(hi),
+                }
             )
     return pd.DataFrame(rows, columns=["task", "parameter", "value", "lo", "hi"])
 
 
-def fit_bootstrap_samples(fit: Any, task: str) -> pd.DataFrame | None:
-    """Bootstrap parameter samples of one task, if the fit recorded them."""
-    entry = (_as_dict(fit).get("tasks") or {}).get(task) or {}
-    samples = entry.get("bootstrap")
-    if not samples:
-        return None
-    df = pd.DataFrame(samples)
-    return df if all(p in df.columns for p in PARAM_NAMES) else None
+def _ident_order(name: str) -> tuple[int, str]:
+    """Identifiable combinations in the law's order: compute term first, then context."""
+    order = ("log10_A_C_c", "alpha", "log10_B_n_pmt_c", "beta")
+    return (order.index(name) if name in order else len(order), name)
+
+
+def fit_parameters(fit: dict[str, Any]) -> pd.DataFrame:
+    """One row per (task, paper parameter): value and bootstrap CI bounds (NaN when absent)."""
+    return _ci_rows(fit, "params", PARAM_NAMES)
+
+
+def fit_identifiable(fit: dict[str, Any]) -> pd.DataFrame:
+    """The fit's identifiable combinations (e.g. log10(A C_c^-alpha)) with their CIs."""
+    return _ci_rows(fit, "identifiable", None)
+
+
+def fit_references(fit: dict[str, Any], task: str) -> dict[str, float]:
+    """Reference scales a task's fit fixed C_c and n_pmt_c to (empty if not recorded)."""
+    settings = ((fit.get("tasks") or {}).get(task) or {}).get("settings") or {}
+    return {k: float(v) for k, v in settings.items() if k.endswith("_reference")}
 
 
 def dump_json(data: Any) -> str:

@@ -21,12 +21,13 @@ import pandas as pd
 import yaml
 
 from ctxscale.errors import CtxscaleError
+from ctxscale.law import PARAM_NAMES
 from ctxscale.results import (
-    PARAM_NAMES,
     TASKS,
     Results,
-    fit_bootstrap_samples,
+    fit_identifiable,
     fit_parameters,
+    fit_references,
 )
 
 FLOAT_FORMAT = "%.6g"
@@ -116,75 +117,35 @@ def table_ablation(res: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _combinations(p: dict[str, float], c_ref: float, n_ref: float) -> dict[str, float]:
-    """Identifiable combinations of the law's parameters at reference C and n_pmt.
-
-    Over a narrow compute range A and C_c are not separately identified, only the
-    compute term's exponent argument A (C/C_c)^alpha; likewise for B and n_pmt_c.
-    """
-    a_eff = p["A"] * (c_ref / p["C_c"]) ** p["alpha"]
-    b_eff = p["B"] * (n_ref / p["n_pmt_c"]) ** p["beta"]
-    return {
-        "A_eff": a_eff,
-        "B_eff": b_eff,
-        "P_ref": (1 - np.exp(-a_eff)) * (1 - np.exp(-b_eff)),
-    }
-
-
 def table_params(res: Results) -> pd.DataFrame:
-    """Fitted parameters (main fit) with their CIs, and identifiable combinations at the
-    geometric mean C and n_pmt of each task's fitted points (CIs from bootstrap samples
-    when the fit recorded them)."""
+    """The main fit's six parameters and its identifiable combinations, with the bootstrap
+    CIs the fit recorded. C_c and n_pmt_c are fixed by the fit to reference scales of the
+    data (A and C_c enter the law only as A C_c^-alpha, B and n_pmt_c only as
+    B n_pmt_c^-beta), so they carry no interval of their own."""
     fit = res.fit("fit_main")
     params = fit_parameters(fit)
     if params.empty:
         raise CtxscaleError(f"{res.path('fit_main')} records no fitted parameters")
-    pts = res.fit_points
+    ident = fit_identifiable(fit)
     rows = []
-    tail = (1 - CI_LEVEL) / 2 * 100
     for task in _task_order(params["task"]):
-        tp = params[params["task"] == task].set_index("parameter")
-        for name in PARAM_NAMES:
-            if name in tp.index:
-                r = tp.loc[name]
+        refs = fit_references(fit, task)
+        for kind, df in (("parameter", params), ("identifiable", ident)):
+            for r in df[df["task"] == task].itertuples():
+                if kind == "identifiable" and r.parameter in PARAM_NAMES:
+                    continue  # alpha and beta are identifiable as they are
+                fixed = kind == "parameter" and f"{r.parameter}_reference" in refs
                 rows.append(
                     {
                         "task": task,
-                        "parameter": name,
-                        "value": r["value"],
-                        "ci_lo": r["lo"],
-                        "ci_hi": r["hi"],
-                        "reference": "",
+                        "kind": kind,
+                        "parameter": r.parameter,
+                        "value": r.value,
+                        "ci_lo": np.nan if fixed else r.lo,
+                        "ci_hi": np.nan if fixed else r.hi,
+                        "note": "fixed at the data's reference scale" if fixed else "",
                     }
                 )
-        if not all(n in tp.index for n in PARAM_NAMES):
-            continue
-        task_pts = pts[pts["task"] == task]
-        if task_pts.empty:
-            continue
-        c_ref = float(np.exp(np.log(task_pts["C"]).mean()))
-        n_ref = float(np.exp(np.log(task_pts["n_pmt"]).mean()))
-        point = _combinations(tp["value"].to_dict(), c_ref, n_ref)
-        samples = fit_bootstrap_samples(fit, task)
-        boots = None
-        if samples is not None:
-            boots = pd.DataFrame(
-                [_combinations(s, c_ref, n_ref) for s in samples.to_dict("records")]
-            )
-        for name, value in point.items():
-            lo = hi = np.nan
-            if boots is not None:
-                lo, hi = np.percentile(boots[name], [tail, 100 - tail])
-            rows.append(
-                {
-                    "task": task,
-                    "parameter": name,
-                    "value": value,
-                    "ci_lo": lo,
-                    "ci_hi": hi,
-                    "reference": f"C={c_ref:.4g}, n_pmt={n_ref:.4g}",
-                }
-            )
     return pd.DataFrame(rows)
 
 
@@ -269,14 +230,12 @@ def cells_params(df: pd.DataFrame) -> Cells:
         row = [name]
         for task in tasks:
             r = df[(df["task"] == task) & (df["parameter"] == name)]
-            row.append(with_ci(*r[["value", "ci_lo", "ci_hi"]].iloc[0]) if len(r) else "-")
+            if r.empty:
+                row.append("-")
+                continue
+            cell = with_ci(*r[["value", "ci_lo", "ci_hi"]].iloc[0])
+            row.append(cell + (" (fixed)" if r["note"].iloc[0] else ""))
         rows.append(row)
-    refs = df[df["reference"] != ""].drop_duplicates("task")
-    if len(refs):
-        rows.append(
-            ["(combinations at)"]
-            + [next(iter(refs.loc[refs["task"] == t, "reference"]), "-") for t in tasks]
-        )
     return header, rows
 
 
@@ -316,8 +275,9 @@ TABLES: dict[str, TableSpec] = {
             cells_params,
             ("points", "fit_main"),
             "Fitted parameters of the main fit with bootstrap CIs, and the identifiable "
-            "combinations A_eff = A (C/C_c)^alpha, B_eff = B (n_pmt/n_pmt_c)^beta and the "
-            "unpenalised prediction P_ref at each task's geometric-mean C and n_pmt.",
+            "combinations log10(A C_c^-alpha) and log10(B n_pmt_c^-beta): A and C_c (B and "
+            "n_pmt_c) enter the law only through these, so the fit fixes C_c and n_pmt_c at "
+            "reference scales of the data (geometric means) and fits A, alpha, B, beta.",
         ),
     )
 }
