@@ -101,8 +101,15 @@ def mae(observed: np.ndarray | pd.Series, predicted: np.ndarray | pd.Series) -> 
 
 
 def clusters(df: pd.DataFrame) -> list[float]:
-    """Model sizes (N) of the points, ascending: the paper's compute clusters."""
-    return sorted(float(n) for n in df["N"].unique())
+    """Model sizes (N) of the points, by ascending compute: the paper's compute clusters."""
+    c_of = df.groupby("N")["C"].median()
+    return sorted((float(n) for n in c_of.index), key=lambda n: (c_of[n], n))
+
+
+def cluster_label(df: pd.DataFrame, n: float) -> str:
+    """'llama-2-7b-yarn: N = 6.48B' (family names of the cluster, then its size)."""
+    families = sorted(df.loc[df["N"] == n, "family"].unique())
+    return f"{', '.join(families)}: N = {size_label(n)}"
 
 
 def _grid_frame(row: pd.Series, **columns: np.ndarray) -> pd.DataFrame:
@@ -111,6 +118,11 @@ def _grid_frame(row: pd.Series, **columns: np.ndarray) -> pd.DataFrame:
     data = {c: np.repeat(row[c], n) for c in row.index if c not in ("score", "predicted")}
     data.update(columns)
     return pd.DataFrame(data)
+
+
+def _width(n_panels: int) -> float:
+    """Figure width for a row of panels: full text width for three, narrower for fewer."""
+    return min(FULL_WIDTH, 1.0 + 2.0 * n_panels) if n_panels < 3 else FULL_WIDTH
 
 
 def _log_grid(lo: float, hi: float, n: int = 200) -> np.ndarray:
@@ -166,6 +178,11 @@ def _log_x(ax) -> None:
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
+def _no_task(res: Results, task: str) -> str:
+    present = ", ".join(tasks_of(res.fit_points)) or "none"
+    return f"no fitted points of task {task!r} at this scale (tasks: {present})"
+
+
 def _empty_guard(df: pd.DataFrame, purpose: str, what: str) -> None:
     if df.empty:
         raise CtxscaleError(f"{purpose}: {what}")
@@ -184,7 +201,7 @@ def fig_context_agnostic(res: Results) -> plt.Figure:
     _empty_guard(aware, res.purpose, "no fit-role points share a task with the fits")
     tasks = tasks_of(aware)
     fig, axes = plt.subplots(
-        2, len(tasks), figsize=(FULL_WIDTH, 4.6), squeeze=False, constrained_layout=True
+        2, len(tasks), figsize=(_width(len(tasks)), 4.6), squeeze=False, constrained_layout=True
     )
     c_aware, c_agn = PALETTE[0], PALETTE[3]
     for j, task in enumerate(tasks):
@@ -251,7 +268,7 @@ def fig_contour(res: Results, task: str) -> plt.Figure:
     """Fitted law over (C, n_pmt) at one n_ctx, one panel per model size, points overlaid."""
     pts = res.predicted("fit_main")
     pts = pts[pts["task"] == task]
-    _empty_guard(pts, res.purpose, f"no fit-role points of task {task!r} in the main fit")
+    _empty_guard(pts, res.purpose, _no_task(res, task))
     sizes = clusters(pts)
     ctx_of = {
         n: _closest_ctx(pts.loc[pts["N"] == n, "n_ctx"].to_numpy(), CONTOUR_NCTX) for n in sizes
@@ -302,7 +319,7 @@ def fig_contour(res: Results, task: str) -> plt.Figure:
         ax.set_yscale("log")
         ax.grid(False)
         _narrow_log_ticks(ax, cs[0], cs[-1])
-        ax.set_title(f"N = {size_label(n)}, n_ctx = {ctx_label(n_ctx)}")
+        ax.set_title(f"{cluster_label(pts, n)}\nn_ctx = {ctx_label(n_ctx)}")
         ax.set_xlabel(C_LABEL)
         ax.set_ylabel(NPMT_LABEL)
     fig.colorbar(cf, ax=axes[0].tolist(), label=SCORE_LABEL)
@@ -323,7 +340,7 @@ def fig_extrapolation(res: Results, task: str) -> plt.Figure:
     cutoff = res.holdout_npmt()
     pts = res.predicted("fit_extrapolation")
     pts = pts[pts["task"] == task]
-    _empty_guard(pts, res.purpose, f"no fit-role points of task {task!r} in the extrapolation fit")
+    _empty_guard(pts, res.purpose, _no_task(res, task))
     n_ctx = pts["n_ctx"].max()
     at = pts[pts["n_ctx"] == n_ctx]
     held_all = pts[pts["n_pmt"] >= cutoff]
@@ -338,7 +355,7 @@ def fig_extrapolation(res: Results, task: str) -> plt.Figure:
         curve = res.predicted("fit_extrapolation", grid)
         held = mp[mp["n_pmt"] >= cutoff]
         train = mp[mp["n_pmt"] < cutoff]
-        label = f"N = {size_label(n)}: held-out MAE " + (
+        label = f"{cluster_label(at, n)}\nheld-out MAE " + (
             f"{mae(held['score'], held['predicted']):.3f} (n={len(held)})" if len(held) else "n/a"
         )
         ax.plot(curve["n_pmt"], curve["predicted"], color=color, label=label)
@@ -372,7 +389,7 @@ def fig_ood_compute(res: Results) -> plt.Figure:
     tasks = tasks_of(ood)
     families = sorted(ood["family"].unique())
     fig, axes = plt.subplots(
-        1, len(tasks), figsize=(FULL_WIDTH, 2.9), squeeze=False, constrained_layout=True
+        1, len(tasks), figsize=(_width(len(tasks)), 2.9), squeeze=False, constrained_layout=True
     )
     for j, task in enumerate(tasks):
         ax = axes[0, j]
@@ -418,7 +435,7 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
     fit = res.predicted("fit_main")
     tasks = tasks_of(tech)
     fig, axes = plt.subplots(
-        1, len(tasks), figsize=(FULL_WIDTH, 3.0), squeeze=False, constrained_layout=True
+        1, len(tasks), figsize=(_width(len(tasks)), 3.0), squeeze=False, constrained_layout=True
     )
     models = sorted(tech["model"].unique())
     legend: dict[str, Line2D] = {}
@@ -484,7 +501,7 @@ def fig_residuals(res: Results) -> plt.Figure:
     tasks = tasks_of(pts)
     sizes = clusters(pts)
     fig, axes = plt.subplots(
-        2, len(tasks), figsize=(FULL_WIDTH, 4.4), squeeze=False, constrained_layout=True
+        2, len(tasks), figsize=(_width(len(tasks)), 4.4), squeeze=False, constrained_layout=True
     )
     for j, task in enumerate(tasks):
         tp = pts[pts["task"] == task]
@@ -498,7 +515,7 @@ def fig_residuals(res: Results) -> plt.Figure:
                 color = PALETTE[k % len(PALETTE)]
                 jitter = 1.0 if row == 0 else 1.0 + 0.04 * (k - (len(sizes) - 1) / 2)
                 _observed_marker(
-                    ax, inside[xcol] * jitter, inside["residual"], color, label=f"N={size_label(n)}"
+                    ax, inside[xcol] * jitter, inside["residual"], color, label=cluster_label(tp, n)
                 )
                 _observed_marker(ax, beyond[xcol] * jitter, beyond["residual"], color, False)
             ax.set_xscale("log", base=2 if row == 1 else 10)
@@ -516,7 +533,8 @@ def fig_residuals(res: Results) -> plt.Figure:
         ),
         Line2D([], [], ls="", marker="o", mfc="none", mec="black", label=r"$n_{pmt} > n_{ctx}$"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    ncols = len(handles) if len(tasks) >= 3 else 2
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
     return fig
 
 
@@ -645,6 +663,7 @@ def draw_figure(name: str, res: Results) -> plt.Figure:
     if name not in FIGURES:
         raise CtxscaleError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
     spec = FIGURES[name]
+    res.purpose = f"figure {name}"
     # the config is optional: only a fallback for settings the fits record
     res.require(tuple(i for i in spec.inputs if i != "config"))
     with plt.rc_context(STYLE):

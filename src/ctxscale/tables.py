@@ -287,6 +287,7 @@ def build_table(name: str, res: Results) -> pd.DataFrame:
     if name not in TABLES:
         raise CtxscaleError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
     spec = TABLES[name]
+    res.purpose = f"table {name}"
     # the config only supplies seeds and the cut-off fallback
     res.require(tuple(i for i in spec.inputs if i != "config"))
     return spec.build(res)
