@@ -178,6 +178,7 @@ def report(paths, tmp_path_factory) -> tuple[Path, Path, Path]:
     return md, html, figdir
 
 
+@pytest.mark.slow
 def test_report_has_every_table_figure_and_paper_number(report, res):
     md, html, _ = report
     text, page = md.read_text(), html.read_text()
@@ -334,3 +335,17 @@ def test_figures_and_tables_from_real_fits(tmp_path):
     assert mae.loc["extrapolation", "n_points"] == (points["n_pmt"] >= 1000).sum()
     for name in ("fig1_context_agnostic", "fig5_extrapolation_arithmetic", "params"):
         render_figure(name, res, tmp_path / "figures" / f"{name}.pdf")
+
+
+def test_results_dir_supplies_inputs_not_given(paths, tmp_path, capsys):
+    results = paths["points"].parent
+    out = tmp_path / "t" / "ablation.csv"
+    assert main(["table", "ablation", "--results", str(results), "--out", str(out)]) == 0
+    explicit = tmp_path / "u" / "ablation.csv"
+    args = _args(paths, "points", "fit_main", "fit_no_penalty")
+    assert main(["table", "ablation", *args, "--out", str(explicit)]) == 0
+    assert out.read_bytes() == explicit.read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["table", "ablation", "--results", str(empty), "--out", str(out)]) == 2
+    assert "table ablation needs --points" in capsys.readouterr().err

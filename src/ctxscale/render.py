@@ -55,6 +55,12 @@ def expected_figures(tasks: set[str] | list[str], roles: set[str] | list[str]) -
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs (give the ones the output needs)")
+    group.add_argument(
+        "--results",
+        metavar="DIR",
+        help="default for every input not given: its standard file under DIR (points.csv, "
+        "fits/*.json, predictions/*.csv, manifest.tsv) where it exists",
+    )
     for name, help_text in INPUT_OPTIONS.items():
         group.add_argument(option_flag(name), dest=name, metavar="PATH", help=help_text)
 
@@ -117,6 +123,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output path, paper/report.md (.html beside)")
     p.add_argument(
         "--figures-dir",
+        "--figures",
+        dest="figures_dir",
         metavar="DIR",
         help="where `ctxscale figure` wrote the PNGs (linked from the Markdown, embedded in "
         "the HTML); figures absent there are rendered in memory",

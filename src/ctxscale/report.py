@@ -174,6 +174,11 @@ def _scale_section(doc: Report, res: Results) -> None:
         )
     else:
         c_max = f"{pts['C'].max():.2g}" if pts is not None else "?"
+        data_cfg = (res.config.get("data") or {}) if res.has("config") else {}
+        limit = data_cfg.get("max_instances")
+        per_dataset = (
+            f"at most {limit} instances per dataset" if limit else "few instances per dataset"
+        )
         npmt_max = f"{pts['n_pmt'].max():,.0f}" if pts is not None else "?"
         doc.p(
             f"**This run used the `{scale}` small scale. It does not reproduce the paper's "
@@ -181,11 +186,11 @@ def _scale_section(doc: Report, res: Results) -> None:
             f"{paper['models']} ({paper['compute_range']} FLOPs) on {paper['instances']:,} "
             "instances with up to 511 demonstrations (prompts up to 128k tokens), on GPUs. "
             f"This run uses small models that run on a CPU (largest compute {c_max} FLOPs), "
-            f"few instances per dataset and prompts of at most {npmt_max} tokens, so compute, "
+            f"{per_dataset} and prompts of at most {npmt_max} tokens, so compute, "
             "context limits and prompt lengths lie in another regime and small models' "
             "scores sit near the floor on harder tasks. It checks the pipeline end to end and "
-            "the law's form on this regime; the paper's scale is `--config scale=paper` on "
-            "GPUs."
+            "the law's form on this regime; the paper's numbers need the paper-scale "
+            "configuration on GPUs (see the README)."
         )
     doc.items(summary)
 

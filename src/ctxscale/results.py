@@ -67,26 +67,36 @@ class Inputs:
 
     @classmethod
     def from_args(cls, args: Any) -> Inputs:
-        """Build from an argparse namespace carrying one attribute per input option."""
+        """Build from an argparse namespace carrying one attribute per input option.
+
+        With ``args.results`` (``--results DIR``), an input not given explicitly defaults
+        to its standard file under DIR where that file exists (see :meth:`under`).
+        """
+        base = cls.under(Path(args.results)) if getattr(args, "results", None) else cls()
         kw = {}
         for f in fields(cls):
             value = getattr(args, f.name, None)
-            kw[f.name] = Path(value) if value else None
+            default = getattr(base, f.name)
+            if value:
+                kw[f.name] = Path(value)
+            elif default is not None and default.is_file():
+                kw[f.name] = default
+            else:
+                kw[f.name] = None
         return cls(**kw)
 
     @classmethod
-    def defaults(cls, root: Path = Path(".")) -> Inputs:
-        """The workflow's standard locations under ``root``."""
+    def under(cls, results: Path) -> Inputs:
+        """The workflow's standard locations under a results directory (no config)."""
         return cls(
-            points=root / "results/points.csv",
-            fit_main=root / "results/fits/main.json",
-            fit_no_penalty=root / "results/fits/no_penalty.json",
-            fit_extrapolation=root / "results/fits/extrapolation.json",
-            fit_agnostic=root / "results/fits/context_agnostic.json",
-            ood=root / "results/predictions/ood.csv",
-            technique=root / "results/predictions/technique.csv",
-            manifest=root / "results/manifest.tsv",
-            config=root / "config.yaml",
+            points=results / "points.csv",
+            fit_main=results / "fits/main.json",
+            fit_no_penalty=results / "fits/no_penalty.json",
+            fit_extrapolation=results / "fits/extrapolation.json",
+            fit_agnostic=results / "fits/context_agnostic.json",
+            ood=results / "predictions/ood.csv",
+            technique=results / "predictions/technique.csv",
+            manifest=results / "manifest.tsv",
         )
 
 
