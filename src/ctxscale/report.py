@@ -158,7 +158,7 @@ def _scale_section(doc: Report, res: Results) -> None:
             ),
             f"training compute C of fitted models: {fit['C'].min():.4g} .. {fit['C'].max():.4g} "
             "FLOPs",
-            f"prompt lengths n_pmt: {pts['n_pmt'].min():.4g} .. {pts['n_pmt'].max():.4g} tokens",
+            f"prompt lengths n_pmt: {pts['n_pmt'].min():,.0f} .. {pts['n_pmt'].max():,.0f} tokens",
             "n_shots: " + _fmt_list(str(int(s)) for s in sorted(pts["n_shots"].unique())),
         ]
         for role in ("ood", "technique"):
