@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.aggregate",
     "ctxscale.fit_cli",
     "ctxscale.manifest",
+    "ctxscale.render",
 )
 
 
