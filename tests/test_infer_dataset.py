@@ -100,3 +100,16 @@ def test_failed_inference_and_missing_prompts_are_errors(work):
     with pytest.raises(CtxscaleError, match="dataset 'piqa' is not in the config"):
         infer_dataset("c.yaml", "m", "piqa", "list.tsv", run=FakeInfer())
     assert validate_config(CONFIG)["n_shots"] == [0, 2]
+
+
+def test_cap_prompts_lowers_max_new_tokens_only(work):
+    from ctxscale.cli import main
+
+    path = Path("results/prompts/gsm8k/0.json")
+    assert main(["cap-prompts", "--max-new-tokens", "3", str(path)]) == 0
+    doc = json.loads(path.read_text())
+    assert doc["max_new_tokens"] == 3 and doc["instances"][0]["id"] == "a"
+    before = path.read_bytes()
+    assert main(["cap-prompts", "--max-new-tokens", "10", str(path)]) == 0  # never raises
+    assert path.read_bytes() == before
+    assert main(["cap-prompts", "--max-new-tokens", "0", str(path)]) == 2

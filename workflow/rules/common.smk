@@ -88,6 +88,15 @@ def prepare_options():
     return " ".join(opts)
 
 
+def cap_command(wildcards, output):
+    """`&& ctxscale cap-prompts ...` when the config caps max_new_tokens (default scale)."""
+    cap = config["data"]["max_new_tokens"]
+    if cap is None:
+        return ""
+    log = f"logs/prompts/{wildcards.dataset}.log"
+    return f"&& ctxscale cap-prompts --max-new-tokens {cap} {' '.join(output)} >> {log} 2>&1"
+
+
 def model_ready(wildcards):
     """A GGUF model needs `ctxscale fetch-model` first; hub/path models load as they are."""
     m = MODELS[wildcards.model]
