@@ -15,7 +15,11 @@ from ctxscale import __version__
 from ctxscale.errors import CtxscaleError
 
 # Modules that contribute subcommands, in the order they appear in --help.
-_COMMAND_MODULES: tuple[str, ...] = ("ctxscale.inference.cli",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "ctxscale.tasks",
+    "ctxscale.inference.cli",
+    "ctxscale.fit_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

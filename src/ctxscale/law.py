@@ -1,0 +1,177 @@
+"""The context-aware scaling law of Montgomery et al. (arXiv 2510.14919), vectorised.
+
+    P(C, n_pmt, n_ctx) = [1 - exp(-A (C / C_c)^alpha)]
+                       * [1 - exp(-B (n_pmt / n_pmt_c)^beta)]
+                       * penalty(n_pmt, n_ctx)
+
+C is training compute (6 N D), n_pmt the prompt length in tokens, n_ctx the model's
+context limit. The saturating terms are evaluated in log space,
+``A (C / C_c)^alpha = exp(log A + alpha (log C - log C_c))``, so compute values around
+1e21..1e25 never overflow, and ``1 - exp(-x)`` uses ``expm1`` so small terms keep their
+precision.
+
+The penalty has no fitted parameters; it is a named choice (see :data:`PENALTIES`):
+
+``log_sigmoid`` (default)
+    ``sigma(-log(n_pmt / n_ctx) / width)``: a sigmoid on the log-ratio with a width in
+    log units (default :data:`DEFAULT_PENALTY_WIDTH`). It is scale-free (the same shape at
+    4k and at 128k tokens), matches the geometric grid of prompt lengths (n_pmt roughly
+    doubles with each n_shots step) and models that a task-level point is a mean over
+    instances whose lengths spread around n_pmt, so the score falls over a band around
+    n_ctx rather than at one token.
+``sigmoid``
+    The paper's literal ``1 - sigma(n_pmt - n_ctx)`` on raw token counts. With n_ctx in
+    the thousands this is a hard step of width ~1 token.
+``none``
+    Constant 1: the ablation without a penalty.
+
+The context-agnostic baseline (the paper's Figure 1 comparison) keeps only the compute
+term: ``P(C) = 1 - exp(-A (C / C_c)^alpha)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import expit
+
+from ctxscale.errors import CtxscaleError
+
+#: Law names accepted by :func:`predict` and the CLI.
+LAWS: tuple[str, ...] = ("context_aware", "context_agnostic")
+#: The paper's six fitted parameters, in the paper's order.
+PARAM_NAMES: tuple[str, ...] = ("A", "C_c", "alpha", "B", "n_pmt_c", "beta")
+#: Parameters the context-agnostic baseline uses (the others are absent/None).
+AGNOSTIC_PARAM_NAMES: tuple[str, ...] = ("A", "C_c", "alpha")
+#: Width, in natural-log units of n_pmt / n_ctx, of the ``log_sigmoid`` penalty.
+DEFAULT_PENALTY_WIDTH = 0.1
+#: Default penalty of the fit and the CLI.
+DEFAULT_PENALTY = "log_sigmoid"
+
+# exp(700) is finite in float64; beyond it 1 - exp(-x) is 1 to machine precision anyway.
+_MAX_LOG_TERM = 700.0
+
+
+def saturating_from_log(log_x: np.ndarray) -> np.ndarray:
+    """Return ``1 - exp(-x)`` given ``log x``, without overflow or loss of precision."""
+    x = np.exp(np.minimum(log_x, _MAX_LOG_TERM))
+    return -np.expm1(-x)
+
+
+def compute_term(C, A, C_c, alpha) -> np.ndarray:
+    """The compute factor ``1 - exp(-A (C / C_c)^alpha)``."""
+    C = np.asarray(C, dtype=float)
+    log_x = np.log(A) + alpha * (np.log(C) - np.log(C_c))
+    return saturating_from_log(log_x)
+
+
+def context_term(n_pmt, B, n_pmt_c, beta) -> np.ndarray:
+    """The prompt-length factor ``1 - exp(-B (n_pmt / n_pmt_c)^beta)``."""
+    n_pmt = np.asarray(n_pmt, dtype=float)
+    log_x = np.log(B) + beta * (np.log(n_pmt) - np.log(n_pmt_c))
+    return saturating_from_log(log_x)
+
+
+def _penalty_sigmoid(n_pmt: np.ndarray, n_ctx: np.ndarray, width: float) -> np.ndarray:
+    # 1 - sigma(n_pmt - n_ctx) == sigma(n_ctx - n_pmt); expit is stable for large arguments.
+    del width
+    return expit(n_ctx - n_pmt)
+
+
+def _penalty_log_sigmoid(n_pmt: np.ndarray, n_ctx: np.ndarray, width: float) -> np.ndarray:
+    return expit(-(np.log(n_pmt) - np.log(n_ctx)) / width)
+
+
+def _penalty_none(n_pmt: np.ndarray, n_ctx: np.ndarray, width: float) -> np.ndarray:
+    del width
+    return np.ones(np.broadcast(n_pmt, n_ctx).shape)
+
+
+#: Named penalty functions ``f(n_pmt, n_ctx, width) -> array in [0, 1]``.
+PENALTIES: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
+    "log_sigmoid": _penalty_log_sigmoid,
+    "sigmoid": _penalty_sigmoid,
+    "none": _penalty_none,
+}
+
+
+def check_penalty(name: str, width: float = DEFAULT_PENALTY_WIDTH) -> None:
+    """Raise :class:`CtxscaleError` for an unknown penalty name or a bad width."""
+    if name not in PENALTIES:
+        known = ", ".join(sorted(PENALTIES))
+        raise CtxscaleError(f"unknown penalty {name!r} (known: {known})")
+    if not (np.isfinite(width) and width > 0):
+        raise CtxscaleError(f"penalty width must be a positive number, got {width!r}")
+
+
+def check_law(name: str) -> None:
+    """Raise :class:`CtxscaleError` for an unknown law name."""
+    if name not in LAWS:
+        raise CtxscaleError(f"unknown law {name!r} (known: {', '.join(LAWS)})")
+
+
+def penalty(
+    n_pmt, n_ctx, name: str = DEFAULT_PENALTY, width: float = DEFAULT_PENALTY_WIDTH
+) -> np.ndarray:
+    """The named penalty: ~1 while n_pmt <= n_ctx, falling towards 0 beyond n_ctx."""
+    check_penalty(name, width)
+    n_pmt = np.asarray(n_pmt, dtype=float)
+    n_ctx = np.asarray(n_ctx, dtype=float)
+    return PENALTIES[name](n_pmt, n_ctx, width)
+
+
+def context_aware(
+    C,
+    n_pmt,
+    n_ctx,
+    A: float,
+    C_c: float,
+    alpha: float,
+    B: float,
+    n_pmt_c: float,
+    beta: float,
+    penalty_name: str = DEFAULT_PENALTY,
+    width: float = DEFAULT_PENALTY_WIDTH,
+) -> np.ndarray:
+    """The paper's context-aware law, broadcast over C, n_pmt and n_ctx."""
+    return (
+        compute_term(C, A, C_c, alpha)
+        * context_term(n_pmt, B, n_pmt_c, beta)
+        * penalty(n_pmt, n_ctx, penalty_name, width)
+    )
+
+
+def context_agnostic(C, A: float, C_c: float, alpha: float) -> np.ndarray:
+    """The context-agnostic baseline: the compute term alone."""
+    return compute_term(C, A, C_c, alpha)
+
+
+def predict(
+    params: dict[str, float | None],
+    C,
+    n_pmt,
+    n_ctx,
+    law: str = "context_aware",
+    penalty_name: str = DEFAULT_PENALTY,
+    width: float = DEFAULT_PENALTY_WIDTH,
+) -> np.ndarray:
+    """Evaluate ``law`` with a parameter dict keyed by :data:`PARAM_NAMES`."""
+    check_law(law)
+    if law == "context_agnostic":
+        return context_agnostic(C, params["A"], params["C_c"], params["alpha"]) * np.ones(
+            np.broadcast(np.asarray(C), np.asarray(n_pmt)).shape
+        )
+    return context_aware(
+        C,
+        n_pmt,
+        n_ctx,
+        params["A"],
+        params["C_c"],
+        params["alpha"],
+        params["B"],
+        params["n_pmt_c"],
+        params["beta"],
+        penalty_name=penalty_name,
+        width=width,
+    )
