@@ -1,4 +1,4 @@
-"""SmolLM2-135M-Instruct (real weights) answers DeepMind-Mathematics-style questions.
+"""SmolLM2-135M-Instruct (real weights) on DeepMind Mathematics questions, written and generated.
 
 Needs the converted model in ``cache/`` (``ctxscale fetch-model``, network at fetch time
 only); without it the tests are skipped with the command to run.

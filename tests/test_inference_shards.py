@@ -21,7 +21,7 @@ MODEL = {"name": "tiny", "family": "tiny-fam", "n_ctx": 64}
 
 
 def local_score(metric: str, output: str, reference: object) -> float:
-    """Stand-in for ctxscale.metrics.score: exact match after stripping."""
+    """A scorer independent of ctxscale.metrics: exact match after stripping."""
     assert metric == "exact_match"
     return float(output.strip() == str(reference))
 
@@ -106,39 +106,51 @@ def test_partial_from_other_settings_is_refused(tmp_path):
         write_shard(prompts, EchoBackend(), MODEL, tmp_path / "o.jsonl", local_score, False)
 
 
-DRIVER = """
-import sys
-from pathlib import Path
-sys.path[:0] = [{src!r}, {tests!r}]
-from test_inference_shards import local_score, make_prompts, MODEL
-from ctxscale.inference.base import prompts_from_dict
-from ctxscale.inference.fetch import ModelSource
-from ctxscale.inference.hf import TransformersBackend
-from ctxscale.inference.shards import write_shard
-backend = TransformersBackend(ModelSource({model!r}), batch_size=4, threads=1)
-write_shard(prompts_from_dict(make_prompts(48)), backend, MODEL, Path(sys.argv[1]),
-            local_score, progress=False)
-"""
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_is_byte_identical(tmp_path):
+    """`ctxscale infer` killed with SIGKILL mid-run, restarted: same bytes as one clean run."""
+    import yaml
+
+    from ctxscale.cli import main
+
     model = build_tiny_model(tmp_path / "tiny")
-    here = Path(__file__).resolve().parent
-    script = tmp_path / "driver.py"
-    script.write_text(
-        DRIVER.format(src=str(here.parent / "src"), tests=str(here), model=str(model))
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    config = {
+        "seed": 31337,
+        "inference": {"batch_size": 4, "threads": 1},
+        "families": [
+            {
+                "name": "tiny-fam",
+                "role": "ood",
+                "backend": "transformers",
+                "checkpoints": [
+                    {"name": "tiny", "path": str(model), "N": 1e5, "D": 1e9, "n_ctx": 64}
+                ],
+            }
+        ],
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "prompts.json").write_text(json.dumps(make_prompts(48)))
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
-    # The uninterrupted reference runs in this process (same code, one thread as well).
-    from ctxscale.inference.fetch import ModelSource
-    from ctxscale.inference.hf import TransformersBackend
 
-    backend = TransformersBackend(ModelSource(str(model)), batch_size=4, threads=1)
-    write_shard(prompts_from_dict(make_prompts(48)), backend, MODEL, ref, local_score, False)
+    def args(target: Path) -> list[str]:
+        return [
+            "infer",
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--model",
+            "tiny",
+            "--prompts",
+            str(tmp_path / "prompts.json"),
+            "--out",
+            str(target),
+            "--no-progress",
+        ]
 
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+    assert main(args(ref)) == 0  # the uninterrupted run, in this process (one thread too)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "ctxscale", *args(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = tmp_path / "out.jsonl.partial"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -150,6 +162,6 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(tmp_path):
     proc.wait()
     n_done = partial.read_text().count("\n") - 1
     assert not out.exists() and 6 <= n_done < 48
-    subprocess.run([sys.executable, str(script), str(out)], check=True, env=env)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     assert out.read_bytes() == ref.read_bytes()
     assert not partial.exists()

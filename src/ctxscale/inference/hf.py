@@ -215,8 +215,9 @@ class TransformersBackend(Backend):
             )
             nxt = out.logits[:, -1, :].argmax(-1)
             keep = []
+            alive = rows_alive.tolist()
             for slot, tok_id in enumerate(nxt.tolist()):
-                row = int(rows_alive[slot])
+                row = alive[slot]
                 gen = generated[row]
                 gen.append(tok_id)
                 done = tok_id in self.eos_ids
