@@ -102,3 +102,16 @@ def test_prompts_past_trained_length_run_and_max_model_len_is_explicit(backend):
     assert [g.status for g in gens] == [STATUS_OK, STATUS_OVER_MAX_LEN]
     assert (gens[1].output, gens[1].n_gen) == ("", 0)
     assert gens[0].output == reference(backend, PREFIX, SUFFIXES[0], 4)[0]
+
+
+def test_sliding_window_model_matches_generate(tmp_path):
+    """Gemma-3 layout (sliding + full layers): batched, padded rows still see their window."""
+    from ctxscale.inference.hf import TransformersBackend
+
+    path = build_tiny_model(tmp_path / "gemma", arch="gemma3", bos=True)
+    backend = TransformersBackend(ModelSource(str(path)), batch_size=3, threads=1)
+    assert backend.sliding_window == 8
+    for prefix in (PREFIX, "A", ""):  # prompts longer and shorter than the window of 8
+        gens = list(backend.generate(prefix, SUFFIXES, stop=[], max_new_tokens=6))
+        for suffix, gen in zip(SUFFIXES, gens, strict=True):
+            assert (gen.output, gen.n_gen) == reference(backend, prefix, suffix, 6)

@@ -13,8 +13,10 @@ or after ``max_new_tokens``; finished rows leave the batch. fp32 on CPU, bf16 on
 attention. Prompts longer than the model's trained length still run (rotary positions are
 computed for any length); only ``max_model_len`` (config, optional) refuses a prompt.
 
-Sliding-window models (Gemma-3): the window counts cache slots, so in a padded batch the
-pads take window slots; batch size 1 is exact for them.
+Sliding-window models (Gemma-3): transformers places the window by cache slot, so pads
+inside a batch would take window slots. For them every layer keeps its full cache and the
+masks are built from positions (a key is visible when it is a real token at most
+``sliding_window - 1`` positions back), so batched outputs equal unbatched ones here too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation, cut_at_stop
 from ctxscale.inference.fetch import ModelSource
@@ -30,8 +36,6 @@ from ctxscale.inference.fetch import ModelSource
 
 def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
     """``auto`` -> cuda/bf16 where a GPU is present, else cpu/fp32."""
-    import torch
-
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
@@ -63,9 +67,6 @@ class TransformersBackend(Backend):
         model: Any = None,
         tokenizer: Any = None,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.device, self.dtype = resolve_device_dtype(device, dtype)
         if batch_size < 1:
             raise CtxscaleError(f"batch_size must be >= 1, got {batch_size}")
@@ -93,6 +94,12 @@ class TransformersBackend(Backend):
             )
         self.model = model.to(self.device).eval()
         self.source = source
+        cfg = self.model.config.get_text_config(decoder=True)
+        types = getattr(cfg, "layer_types", None) or []
+        window = getattr(cfg, "sliding_window", None)
+        # Sliding-window models get full caches plus masks built from positions (see
+        # _position_masks), so padding inside a batch cannot shift their windows.
+        self.sliding_window = int(window) if window and "sliding_attention" in types else None
         self._bos = self._leading_bos()
         eos = self.model.generation_config.eos_token_id
         if eos is None:
@@ -132,8 +139,6 @@ class TransformersBackend(Backend):
         stop: Sequence[str],
         max_new_tokens: int,
     ) -> Iterator[Generation]:
-        import torch
-
         prefix_ids, suffix_ids = self.encode(prefix, suffixes)
         with torch.inference_mode():
             # Hold the last prefix token back: it is fed with every suffix (see module doc).
@@ -160,15 +165,20 @@ class TransformersBackend(Backend):
 
     def _encode_prefix(self, ids: list[int]) -> Any:
         """Run the shared prefix once; its cache is copied into every batch."""
-        import torch
-        from transformers import DynamicCache
-
         if not ids:
             return None
         cache = DynamicCache(config=self.model.config)
+        if self.sliding_window:  # keep every prefix position: pads may shift a row's window
+            cache.layers = [DynamicLayer() for _ in cache.layers]
         x = torch.tensor([ids], device=self.device)
         self.model(input_ids=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
         return cache
+
+    def _attention_mask(self, mask: torch.Tensor, q_pos: torch.Tensor) -> Any:
+        """The 2-D padding mask, or per-layer-type position masks for sliding-window models."""
+        if self.sliding_window:
+            return _position_masks(mask, q_pos, self.sliding_window)
+        return mask
 
     def _decode_batch(
         self,
@@ -179,9 +189,6 @@ class TransformersBackend(Backend):
         max_new_tokens: int,
     ) -> list[tuple[str, int]]:
         """Greedy-decode each row after the shared prefix; returns (text, n_gen) per row."""
-        import torch
-        from transformers import DynamicCache
-
         dev = self.device
         b = len(rows)
         width = max(len(r) for r in rows)
@@ -191,11 +198,7 @@ class TransformersBackend(Backend):
         for i, r in enumerate(rows):
             ids[i, width - len(r) :] = torch.tensor(r)
             suffix_mask[i, width - len(r) :] = 1
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(b)
-        else:
-            cache = DynamicCache(config=self.model.config)
+        cache = _batch_cache(prefix_cache, b, width + max_new_tokens, self.model.config)
         mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), suffix_mask], 1).to(dev)
         # Position of each token = number of real tokens before it; pads get position 0.
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n_prefix:]
@@ -207,7 +210,7 @@ class TransformersBackend(Backend):
         for step in range(max_new_tokens):
             out = self.model(
                 input_ids=ids,
-                attention_mask=mask,
+                attention_mask=self._attention_mask(mask, pos),
                 position_ids=pos,
                 past_key_values=cache,
                 use_cache=True,
@@ -242,3 +245,91 @@ class TransformersBackend(Backend):
             ids, pos = nxt[:, None], next_pos
             next_pos = next_pos + 1
         return [r if r is not None else ("", 0) for r in results]
+
+
+def _position_masks(mask: torch.Tensor, q_pos: torch.Tensor, window: int) -> dict[str, Any]:
+    """4-D boolean masks (True = attend) from token positions instead of cache slots.
+
+    ``mask`` (batch, keys) marks real tokens (1) and pads (0); key positions are the running
+    count of real tokens, the queries are the last ``q_pos.shape[1]`` slots. A sliding layer
+    may see keys less than ``window`` positions back, as unbatched.
+    """
+    k_pos = mask.cumsum(-1) - 1
+    real = mask.bool()[:, None, None, :]
+    dist = q_pos[:, None, :, None] - k_pos[:, None, None, :]
+    full = real & (dist >= 0)
+    return {"full_attention": full, "sliding_attention": full & (dist < window)}
+
+
+def _batch_cache(prefix_cache: Any, batch: int, room: int, config: Any) -> Any:
+    """The prefix's cache for ``batch`` rows, with ``room`` free slots per full-attention layer.
+
+    Full-attention layers become :class:`PreallocatedLayer`s: the prefix is written once
+    into a buffer sized for the whole generation and each step writes one slot in place,
+    where the default layer re-concatenates the whole cache (batch x prompt) every step.
+    Without a prefix every attention layer gets one (sliding ones too: their masks come from
+    positions, see :func:`_position_masks`). Other layers are copied per row.
+    """
+    if prefix_cache is None:
+        cache = DynamicCache(config=config)
+        cache.layers = [
+            PreallocatedLayer(None, None, batch, room)
+            if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
+            else layer
+            for layer in cache.layers
+        ]
+        return cache
+    cache = copy.copy(prefix_cache)
+    cache.layers = []
+    for layer in prefix_cache.layers:
+        if type(layer) is DynamicLayer and layer.is_initialized:
+            cache.layers.append(PreallocatedLayer(layer.keys, layer.values, batch, room))
+        else:
+            new = copy.deepcopy(layer)
+            new.batch_repeat_interleave(batch)
+            cache.layers.append(new)
+    return cache
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A DynamicLayer whose keys/values are views of a buffer with free slots at the end."""
+
+    def __init__(self, keys: Any, values: Any, batch: int, room: int) -> None:
+        super().__init__()
+        self.batch, self.room = batch, room
+        if keys is not None:
+            self._allocate(keys, values)
+
+    def _allocate(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        _, h, n, d = keys.shape
+        shape = (self.batch, h, n + self.room, d)
+        self._k = torch.empty(shape, dtype=keys.dtype, device=keys.device)
+        self._v = torch.empty(shape, dtype=values.dtype, device=values.device)
+        self._k[:, :, :n] = keys  # broadcasts the single prefix row over the batch
+        self._v[:, :, :n] = values
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self._allocate(key_states[:, :, :0], value_states[:, :, :0])
+        n, m = self.keys.shape[-2], key_states.shape[-2]
+        if n + m > self._k.shape[-2]:  # out of room: grow by concatenation
+            self._k = torch.cat([self._k[:, :, :n], key_states], dim=-2)
+            self._v = torch.cat([self._v[:, :, :n], value_states], dim=-2)
+        else:
+            self._k[:, :, n : n + m] = key_states
+            self._v[:, :, n : n + m] = value_states
+        self.keys, self.values = self._k[:, :, : n + m], self._v[:, :, : n + m]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        n = self.keys.shape[-2]
+        self._k, self._v = self._k[indices, ...], self._v[indices, ...]
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("a preallocated layer is built for one batch")
