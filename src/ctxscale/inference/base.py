@@ -114,6 +114,16 @@ def prompts_from_dict(raw: Any, where: str = "prompts") -> PromptFile:
     )
 
 
+def leading_bos(tokenizer: Any) -> list[int]:
+    """``[BOS]`` if the tokenizer puts one in front of a text by default, else ``[]``."""
+    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(with_special) > len(plain) and with_special[0] == bos:
+        return [bos]
+    return []
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """``text`` up to the first occurrence of any stop string, and whether one occurred.
 

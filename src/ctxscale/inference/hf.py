@@ -30,7 +30,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation, cut_at_stop
+from ctxscale.inference.base import (
+    STATUS_OVER_MAX_LEN,
+    Backend,
+    Generation,
+    cut_at_stop,
+    leading_bos,
+)
 from ctxscale.inference.fetch import ModelSource
 
 
@@ -100,20 +106,11 @@ class TransformersBackend(Backend):
         # Sliding-window models get full caches plus masks built from positions (see
         # _position_masks), so padding inside a batch cannot shift their windows.
         self.sliding_window = int(window) if window and "sliding_attention" in types else None
-        self._bos = self._leading_bos()
+        self._bos = leading_bos(self.tokenizer)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-
-    def _leading_bos(self) -> list[int]:
-        """[BOS] if the tokenizer puts one in front of a text by default, else []."""
-        tok = self.tokenizer
-        with_special = tok("a", add_special_tokens=True)["input_ids"]
-        plain = tok("a", add_special_tokens=False)["input_ids"]
-        if len(with_special) > len(plain) and with_special[0] == tok.bos_token_id:
-            return [tok.bos_token_id]
-        return []
 
     def settings(self) -> dict[str, Any]:
         return {

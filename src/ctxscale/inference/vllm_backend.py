@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
+from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation, leading_bos
 from ctxscale.inference.fetch import ModelSource
 from ctxscale.models import ModelSpec
 
@@ -141,9 +141,7 @@ class VLLMBackend(Backend):
     def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
         """BOS + prefix ids + suffix ids, tokenised separately (same rule as transformers)."""
         tok = self.tokenizer
-        with_special = tok("a", add_special_tokens=True)["input_ids"]
-        plain = tok("a", add_special_tokens=False)["input_ids"]
-        bos = [tok.bos_token_id] if len(with_special) > len(plain) else []
+        bos = leading_bos(tok)
         head = bos + tok(prefix, add_special_tokens=False)["input_ids"]
         return [head + tok(s, add_special_tokens=False)["input_ids"] for s in suffixes]
 
