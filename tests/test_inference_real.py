@@ -71,9 +71,8 @@ def test_smollm2_answers_arithmetic_with_prefix_reuse(smollm2):
     )
     assert correct >= 4, [g.output for g in gens]  # measured: 6 of 8
     # The shared-prefix, batched path gives what plain generate() gives on each full prompt.
-    prefix_ids, suffix_ids = smollm2.encode(PREFIX, SUFFIXES)
-    for ids, gen in zip(suffix_ids, gens, strict=True):
-        x = torch.tensor([prefix_ids + ids])
+    for ids, gen in zip(smollm2.encode(PREFIX, SUFFIXES), gens, strict=True):
+        x = torch.tensor([ids])
         out = smollm2.model.generate(
             x,
             attention_mask=torch.ones_like(x),

@@ -1,12 +1,12 @@
 """transformers backend: batched greedy decoding with the few-shot prefix encoded once.
 
-The prefix (BOS + instruction + demonstrations) is run through the model once per prompts
-file; its KV cache is then copied into every batch of instances (``batch_repeat_interleave``
-on a copy), so no instance recomputes the prefix. Inside a batch the suffixes are
-left-padded *between* the prefix and the suffix: the attention mask hides the pads and the
-position ids are the running count of real tokens, so each row sees exactly
-``prefix + suffix`` at the positions it would have unbatched. The last prefix token is held
-back and fed with each suffix, so even an empty suffix yields next-token logits.
+The tokens that every prompt of a prompts file starts with (BOS + instruction +
+demonstrations, see :func:`~ctxscale.inference.base.shared_prefix_len`) are run through
+the model once; their KV cache is copied into every batch of instances, so no instance
+recomputes the prefix. Inside a batch the rest of each prompt is left-padded *between*
+the shared prefix and the row's own tokens: the attention mask hides the pads and the
+position ids count real tokens only, so each row sees exactly its prompt at the positions
+it would have unbatched.
 
 Greedy decoding stops a row at EOS, at a stop string (checked on the decoded generation)
 or after ``max_new_tokens``; finished rows leave the batch. fp32 on CPU, bf16 on GPU, SDPA
@@ -35,7 +35,8 @@ from ctxscale.inference.base import (
     Backend,
     Generation,
     cut_at_stop,
-    leading_bos,
+    encode_prompts,
+    shared_prefix_len,
 )
 from ctxscale.inference.fetch import ModelSource
 
@@ -55,10 +56,6 @@ class TransformersBackend(Backend):
     """Greedy generation with a transformers causal LM; see the module docstring."""
 
     name = "transformers"
-
-    @property
-    def resume_alignment(self) -> int:
-        return self.batch_size
 
     def __init__(
         self,
@@ -106,7 +103,6 @@ class TransformersBackend(Backend):
         # Sliding-window models get full caches plus masks built from positions (see
         # _position_masks), so padding inside a batch cannot shift their windows.
         self.sliding_window = int(window) if window and "sliding_attention" in types else None
-        self._bos = leading_bos(self.tokenizer)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -122,12 +118,9 @@ class TransformersBackend(Backend):
             "max_model_len": self.max_model_len,
         }
 
-    def encode(self, prefix: str, suffixes: Sequence[str]) -> tuple[list[int], list[list[int]]]:
-        """Prefix ids (with BOS) and suffix ids, tokenised separately."""
-        enc = self.tokenizer
-        prefix_ids = self._bos + enc(prefix, add_special_tokens=False)["input_ids"]
-        suffix_ids = [enc(s, add_special_tokens=False)["input_ids"] for s in suffixes]
-        return prefix_ids, suffix_ids
+    def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
+        """Token ids of each full prompt (see :func:`~ctxscale.inference.base.encode_prompts`)."""
+        return encode_prompts(self.tokenizer, prefix, suffixes)
 
     def generate(
         self,
@@ -135,30 +128,34 @@ class TransformersBackend(Backend):
         suffixes: Sequence[str],
         stop: Sequence[str],
         max_new_tokens: int,
+        start: int = 0,
     ) -> Iterator[Generation]:
-        prefix_ids, suffix_ids = self.encode(prefix, suffixes)
+        prompts = self.encode(prefix, suffixes)
+        fits = [not (self.max_model_len and len(p) >= self.max_model_len) for p in prompts]
+        n_shared = shared_prefix_len([p for p, ok in zip(prompts, fits, strict=True) if ok])
         with torch.inference_mode():
-            # Hold the last prefix token back: it is fed with every suffix (see module doc).
-            held, cached = prefix_ids[-1:], prefix_ids[:-1]
-            prefix_cache = self._encode_prefix(cached)
-            # Batches are fixed windows of batch_size instances (a pure function of the
-            # index), so a resumed run that starts on a window boundary batches as before.
-            for lo in range(0, len(suffix_ids), self.batch_size):
-                window = suffix_ids[lo : lo + self.batch_size]
-                n_pmts = [len(prefix_ids) + len(ids) for ids in window]
-                fits = [not (self.max_model_len and n >= self.max_model_len) for n in n_pmts]
-                rows = [held + ids for ids, ok in zip(window, fits, strict=True) if ok]
+            prefix_cache = None
+            # Batches are fixed windows of batch_size instances of the whole file, so a
+            # resumed run (start > 0) batches exactly as an unbroken one; outputs before
+            # ``start`` in the first window are computed again and dropped.
+            for lo in range(start - start % self.batch_size, len(prompts), self.batch_size):
+                window = range(lo, min(lo + self.batch_size, len(prompts)))
+                rows = [prompts[i][n_shared:] for i in window if fits[i]]
+                if rows and prefix_cache is None and n_shared:
+                    prefix_cache = self._encode_prefix(prompts[0][:n_shared])
                 outs = iter(
-                    self._decode_batch(rows, prefix_cache, len(cached), stop, max_new_tokens)
+                    self._decode_batch(rows, prefix_cache, n_shared, stop, max_new_tokens)
                     if rows
                     else []
                 )
-                for n_pmt, ok in zip(n_pmts, fits, strict=True):
-                    if not ok:
-                        yield Generation(n_pmt, "", 0, STATUS_OVER_MAX_LEN)
-                        continue
-                    text, n_gen = next(outs)
-                    yield Generation(n_pmt=n_pmt, output=text, n_gen=n_gen)
+                for i in window:
+                    gen = (
+                        Generation(len(prompts[i]), *next(outs))
+                        if fits[i]
+                        else Generation(len(prompts[i]), "", 0, STATUS_OVER_MAX_LEN)
+                    )
+                    if i >= start:
+                        yield gen
 
     def _encode_prefix(self, ids: list[int]) -> Any:
         """Run the shared prefix once; its cache is copied into every batch."""
