@@ -57,7 +57,7 @@ def run_ours(backend, prompts: dict) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model-dir", required=True)
-    ap.add_argument("--shots", default="0,7,31")
+    ap.add_argument("--shots", default="0,7,31,63")
     ap.add_argument("--instances", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
