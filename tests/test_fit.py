@@ -170,6 +170,12 @@ def test_read_fit_round_trip_predicts_the_same(tmp_path, wide_points):
     )
 
 
+def test_predict_ignores_missing_scores(wide_points):
+    fit = fit_table(wide_points)
+    unscored = wide_points.assign(score=np.nan)
+    np.testing.assert_array_equal(predict_points(fit, unscored), predict_points(fit, wide_points))
+
+
 def test_predict_unknown_task_and_bad_fit_file(tmp_path, wide_points):
     fit = fit_table(wide_points)
     with pytest.raises(CtxscaleError, match="task 'zzz' is not in the fit"):

@@ -111,6 +111,19 @@ def test_predict_adds_a_column_and_matches_the_fit(tmp_path, points_csv):
     assert set(pd.read_csv(pred)["role"]) == {"ood"}
 
 
+def test_numeric_where_and_parquet_predictions(tmp_path, points_csv):
+    fit = tmp_path / "fit.json"
+    pred = tmp_path / "pred.parquet"
+    args = [str(points_csv), "--out", str(fit), "--bootstrap", "0", "--tasks", "other"]
+    assert _fit([*args, "--where", "n_ctx=16384"]) == 0
+    assert json.loads(fit.read_text())["tasks"]["other"]["n_points"] == 4 * 10
+    assert main(["predict", str(fit), str(points_csv), "--out", str(pred),
+                 "--where", "task=other", "--where", "n_ctx=4096"]) == 0  # fmt: skip
+    got = pd.read_parquet(pred)
+    assert len(got) == 40 and set(got["n_ctx"]) == {4096.0}
+    assert got["predicted"].between(0, 1).all()
+
+
 def test_parquet_input_gives_the_same_fit(tmp_path, points_csv):
     pq = tmp_path / "points.parquet"
     pd.read_csv(points_csv).to_parquet(pq, index=False)

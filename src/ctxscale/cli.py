@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.tasks",
     "ctxscale.inference.cli",
     "ctxscale.fit_cli",
+    "ctxscale.render",
 )
 
 

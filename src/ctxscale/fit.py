@@ -64,7 +64,7 @@ _FREE = {
 #: Differential-evolution settings (fixed, so fits are reproducible).
 DE_SETTINGS: dict[str, Any] = {
     "strategy": "rand1bin",
-    "popsize": 15,
+    "popsize": 10,
     "maxiter": 300,
     "tol": 1e-4,
     "atol": 0.0,
@@ -458,28 +458,27 @@ def _bootstrap(
     progress: bool,
     task: str,
 ) -> list[np.ndarray | None]:
+    """Refit ``settings.bootstrap`` resamples, in order; serial or in a process pool."""
     children = ss.spawn(settings.bootstrap)
     n_jobs = max(1, min(n_jobs, len(children)))
-    n_chunks = 1 if n_jobs == 1 else min(len(children), 4 * n_jobs)
-    chunks = [list(c) for c in np.array_split(np.array(children, dtype=object), n_chunks)]
-    bar = _progress(len(children), f"bootstrap {task}", progress)
     thetas: list[np.ndarray | None] = []
-    try:
-        if n_jobs == 1:
-            for chunk in chunks:
-                for one in chunk:
-                    thetas.extend(_bootstrap_chunk(arrays, refs, settings, [one], start))
-                    bar.update(1)
-        else:
-            with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                futures = [
-                    pool.submit(_bootstrap_chunk, arrays, refs, settings, c, start) for c in chunks
-                ]
-                for fut, chunk in zip(futures, chunks, strict=True):
-                    thetas.extend(fut.result())
-                    bar.update(len(chunk))
-    finally:
-        bar.close()
+    if n_jobs == 1:
+        with _progress(len(children), f"bootstrap {task}", progress) as bar:
+            for child in children:
+                thetas.extend(_bootstrap_chunk(arrays, refs, settings, [child], start))
+                bar.update(1)
+        return thetas
+    # A few chunks per worker: small enough to balance, large enough to amortise pickling.
+    n_chunks = min(len(children), 4 * n_jobs)
+    bounds = np.linspace(0, len(children), n_chunks + 1).astype(int)
+    chunks = [children[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        # Submit (and so start the workers) before the progress bar starts its thread.
+        futures = [pool.submit(_bootstrap_chunk, arrays, refs, settings, c, start) for c in chunks]
+        with _progress(len(children), f"bootstrap {task}", progress) as bar:
+            for fut, chunk in zip(futures, chunks, strict=True):
+                thetas.extend(fut.result())
+                bar.update(len(chunk))
     return thetas
 
 
@@ -503,6 +502,14 @@ def _intervals(samples: list[dict[str, float | None]], level: float) -> dict[str
 
 
 # --------------------------------------------------------------------------- fitting
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks, e.g. under SLURM)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _min_points(settings: FitSettings) -> int:
@@ -544,7 +551,7 @@ def fit_task(
 
     ci = None
     if settings.bootstrap > 0:
-        jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
+        jobs = n_jobs if n_jobs is not None else _usable_cpus()
         thetas = _bootstrap(arrays, refs, settings, ss, theta, jobs, progress, task)
         ok = [t for t in thetas if t is not None]
         if ok:

@@ -144,13 +144,29 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result) -> None:
-    header = f"{'task':<20} {'n_points':>8} {'mae':>9} {'mae_heldout':>11}"
-    print(header)
+    """One line per task: points, MAE, held-out MAE, exponents with their intervals."""
+
+    def exponent(tf, key: str) -> str:
+        value = tf.identifiable.get(key)
+        if value is None:
+            return "-"
+        if tf.ci is None:
+            return f"{value:.3f}"
+        lo, hi = tf.ci["identifiable"][key]
+        return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    print(
+        f"{'task':<16} {'n_points':>8} {'mae':>8} {'mae_heldout':>11}  "
+        f"{'alpha [CI]':<24} {'beta [CI]'}"
+    )
     for name in sorted(result.tasks):
         t = result.tasks[name]
         held = t.holdout["mae_heldout"] if t.holdout else None
         held_s = f"{held:.4f}" if held is not None else "-"
-        print(f"{name:<20} {t.n_points:>8d} {t.mae:>9.4f} {held_s:>11}")
+        print(
+            f"{name:<16} {t.n_points:>8d} {t.mae:>8.4f} {held_s:>11}  "
+            f"{exponent(t, 'alpha'):<24} {exponent(t, 'beta')}"
+        )
 
 
 def run_predict(args: argparse.Namespace) -> int:

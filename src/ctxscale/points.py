@@ -56,55 +56,44 @@ def validate_points(
     if len(out) == 0:
         raise CtxscaleError(f"{source}: the table has no rows")
 
+    def first_bad(mask: np.ndarray) -> tuple[int, int] | None:
+        """(position, 1-based row label) of the first True in ``mask``, or None."""
+        hits = np.flatnonzero(mask)
+        return (int(hits[0]), int(labels[hits[0]]) + 1) if len(hits) else None
+
     task = out["task"]
-    empty = task.isna() | (task.astype(str).str.strip() == "")
-    if empty.any():
-        pos = int(np.flatnonzero(empty.to_numpy())[0])
-        row = int(labels[pos])
-        raise CtxscaleError(f"{source}: row {row + 1}: column 'task' is empty")
+    if hit := first_bad((task.isna() | (task.astype(str).str.strip() == "")).to_numpy()):
+        raise CtxscaleError(f"{source}: row {hit[1]}: column 'task' is empty")
     out["task"] = task.astype(str)
 
-    numeric = list(_POSITIVE_COLUMNS) + (["score"] if "score" in out.columns else [])
+    # Without require_score (prediction) a score column is left as it is, NaN included.
+    numeric = list(_POSITIVE_COLUMNS) + (["score"] if require_score else [])
     for col in numeric:
         raw = out[col]
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-        bad = np.isnan(values) & raw.notna().to_numpy()
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            row = int(labels[pos])
+        if hit := first_bad(np.isnan(values) & raw.notna().to_numpy()):
             raise CtxscaleError(
-                f"{source}: row {row + 1}: column {col!r} value {raw.iloc[pos]!r} is not a number"
+                f"{_at(source, hit[1], col)} value {raw.iloc[hit[0]]!r} is not a number"
             )
-        nan = np.isnan(values)
-        if nan.any():
-            pos = int(np.flatnonzero(nan)[0])
-            row = int(labels[pos])
-            raise CtxscaleError(f"{source}: row {row + 1}: column {col!r} is missing (NaN)")
-        inf = ~np.isfinite(values)
-        if inf.any():
-            pos = int(np.flatnonzero(inf)[0])
-            row = int(labels[pos])
-            raise CtxscaleError(f"{source}: row {row + 1}: column {col!r} is not finite")
+        if hit := first_bad(np.isnan(values)):
+            raise CtxscaleError(f"{_at(source, hit[1], col)} is missing (NaN)")
+        if hit := first_bad(~np.isfinite(values)):
+            raise CtxscaleError(f"{_at(source, hit[1], col)} is not finite")
         if col in _POSITIVE_COLUMNS:
-            bad = values <= 0
-            if bad.any():
-                pos = int(np.flatnonzero(bad)[0])
-                row = int(labels[pos])
+            if hit := first_bad(values <= 0):
                 raise CtxscaleError(
-                    f"{source}: row {row + 1}: column {col!r} value {values[pos]:g} "
-                    "must be positive"
+                    f"{_at(source, hit[1], col)} value {values[hit[0]]:g} must be positive"
                 )
-        else:
-            bad = (values < 0) | (values > 1)
-            if bad.any():
-                pos = int(np.flatnonzero(bad)[0])
-                row = int(labels[pos])
-                raise CtxscaleError(
-                    f"{source}: row {row + 1}: column 'score' value {values[pos]:g} "
-                    "is outside [0, 1]"
-                )
+        elif hit := first_bad((values < 0) | (values > 1)):
+            raise CtxscaleError(
+                f"{_at(source, hit[1], col)} value {values[hit[0]]:g} is outside [0, 1]"
+            )
         out[col] = values
     return out.reset_index(drop=True)
+
+
+def _at(source: str, row: int, column: str) -> str:
+    return f"{source}: row {row}: column {column!r}"
 
 
 def parse_where(specs: Iterable[str] | None) -> list[tuple[str, str]]:

@@ -1,0 +1,311 @@
+"""The paper's tables (MAE per task, penalty ablation) and the fitted-parameter table.
+
+Every table is a tidy DataFrame written as CSV (fixed float format) and Markdown. Mean
+absolute errors carry a percentile bootstrap confidence interval over the points
+(resampling the absolute errors of a fixed fit, seeded from the config's fit seed):
+it measures how much the MAE depends on which points were evaluated, not the
+uncertainty of the fit itself, which the parameter table's bootstrap CIs describe.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ctxscale.errors import CtxscaleError
+from ctxscale.law import PARAM_NAMES
+from ctxscale.results import (
+    TASKS,
+    Results,
+    fit_identifiable,
+    fit_parameters,
+    fit_references,
+)
+
+FLOAT_FORMAT = "%.6g"
+CI_LEVEL = 0.95
+
+
+def paper_results() -> dict[str, Any]:
+    """The paper's reported numbers (PAPER.md), from ``ctxscale/data/paper_results.yaml``."""
+    text = resources.files("ctxscale").joinpath("data/paper_results.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def bootstrap_mae(abs_err: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """MAE and its percentile bootstrap CI (``CI_LEVEL``) over the points."""
+    abs_err = np.asarray(abs_err, dtype=float)
+    if abs_err.size == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, abs_err.size, size=(n_boot, abs_err.size))
+    boots = abs_err[idx].mean(axis=1)
+    tail = (1 - CI_LEVEL) / 2 * 100
+    lo, hi = np.percentile(boots, [tail, 100 - tail])
+    return float(abs_err.mean()), float(lo), float(hi)
+
+
+def _task_order(tasks) -> list[str]:
+    present = set(tasks)
+    return [t for t in TASKS if t in present] + sorted(present - set(TASKS))
+
+
+def table_mae(res: Results) -> pd.DataFrame:
+    """Per task: in-distribution MAE (main fit, all fitted points) and extrapolation MAE
+    (fit on n_pmt below the cut-off, evaluated on the held-out points), with CIs."""
+    paper = paper_results()["mae"]
+    cutoff = res.holdout_npmt()
+    main = res.predicted("fit_main")
+    extra = res.predicted("fit_extrapolation")
+    rows = []
+    for task in _task_order(set(main["task"]) | set(extra["task"])):
+        for setting, df in (
+            ("in_distribution", main[main["task"] == task]),
+            ("extrapolation", extra[(extra["task"] == task) & (extra["n_pmt"] >= cutoff)]),
+        ):
+            err = (df["score"] - df["predicted"]).abs().to_numpy()
+            m, lo, hi = bootstrap_mae(err, res.n_bootstrap, res.seed)
+            rows.append(
+                {
+                    "task": task,
+                    "setting": setting,
+                    "n_points": len(err),
+                    "mae": m,
+                    "ci_lo": lo,
+                    "ci_hi": hi,
+                    "paper_mae": (paper.get(setting) or {}).get(task, np.nan),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def table_ablation(res: Results) -> pd.DataFrame:
+    """Penalty ablation: MAE on n_pmt <= n_ctx, n_pmt > n_ctx and all points, with and
+    without the penalty, per task (the paper reports arithmetic only)."""
+    paper = paper_results()["ablation"]
+    with_p = res.predicted("fit_main")
+    without = res.predicted("fit_no_penalty")
+    rows = []
+    for task in _task_order(set(with_p["task"]) | set(without["task"])):
+        for fit, df in (("with_penalty", with_p), ("without_penalty", without)):
+            tp = df[df["task"] == task]
+            inside = tp["n_pmt"] <= tp["n_ctx"]
+            for subset, mask in (("le_ctx", inside), ("gt_ctx", ~inside), ("all", inside | True)):
+                sub = tp[mask]
+                err = (sub["score"] - sub["predicted"]).abs().to_numpy()
+                m, lo, hi = bootstrap_mae(err, res.n_bootstrap, res.seed)
+                rows.append(
+                    {
+                        "task": task,
+                        "fit": fit,
+                        "subset": subset,
+                        "n_points": len(err),
+                        "mae": m,
+                        "ci_lo": lo,
+                        "ci_hi": hi,
+                        "paper_mae": ((paper.get(task) or {}).get(fit) or {}).get(subset, np.nan),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def table_params(res: Results) -> pd.DataFrame:
+    """The main fit's six parameters and its identifiable combinations, with the bootstrap
+    CIs the fit recorded. C_c and n_pmt_c are fixed by the fit to reference scales of the
+    data (A and C_c enter the law only as A C_c^-alpha, B and n_pmt_c only as
+    B n_pmt_c^-beta), so they carry no interval of their own."""
+    fit = res.fit("fit_main")
+    params = fit_parameters(fit)
+    if params.empty:
+        raise CtxscaleError(f"{res.path('fit_main')} records no fitted parameters")
+    ident = fit_identifiable(fit)
+    rows = []
+    for task in _task_order(params["task"]):
+        refs = fit_references(fit, task)
+        for kind, df in (("parameter", params), ("identifiable", ident)):
+            for r in df[df["task"] == task].itertuples():
+                if kind == "identifiable" and r.parameter in PARAM_NAMES:
+                    continue  # alpha and beta are identifiable as they are
+                fixed = kind == "parameter" and f"{r.parameter}_reference" in refs
+                rows.append(
+                    {
+                        "task": task,
+                        "kind": kind,
+                        "parameter": r.parameter,
+                        "value": r.value,
+                        "ci_lo": np.nan if fixed else r.lo,
+                        "ci_hi": np.nan if fixed else r.hi,
+                        "note": "fixed at the data's reference scale" if fixed else "",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+# -- formatting ------------------------------------------------------------------------------
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for Markdown: fixed significant digits; '-' for missing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{digits}g}"
+    return str(value)
+
+
+def with_ci(m: float, lo: float, hi: float) -> str:
+    if np.isnan(m):
+        return "-"
+    if np.isnan(lo) or np.isnan(hi):
+        return fmt(m)
+    return f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table (no external formatter, stable output)."""
+    esc = [[str(c).replace("|", r"\|") for c in r] for r in [header, *rows]]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+    return "\n".join(lines) + "\n"
+
+
+SETTING_LABELS = {"in_distribution": "in-distribution", "extrapolation": "extrapolation"}
+SUBSET_LABELS = {"le_ctx": "n_pmt <= n_ctx", "gt_ctx": "n_pmt > n_ctx", "all": "all"}
+FIT_LABELS = {"with_penalty": "with penalty", "without_penalty": "without penalty"}
+
+
+def paper_fmt(value: Any) -> str:
+    """The paper's numbers as it prints them (three decimals)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{float(value):.3f}"
+
+
+Cells = tuple[list[str], list[list[str]]]
+
+
+def cells_mae(df: pd.DataFrame) -> Cells:
+    header = ["task", "setting", "points", "MAE [95% CI] (ours)", "MAE (paper)"]
+    rows = [
+        [
+            r.task,
+            SETTING_LABELS.get(r.setting, r.setting),
+            fmt(r.n_points),
+            with_ci(r.mae, r.ci_lo, r.ci_hi),
+            paper_fmt(r.paper_mae),
+        ]
+        for r in df.itertuples()
+    ]
+    return header, rows
+
+
+def cells_ablation(df: pd.DataFrame) -> Cells:
+    subsets = list(SUBSET_LABELS)
+    header = ["task", "fit"] + [f"{SUBSET_LABELS[s]} (ours)" for s in subsets]
+    header += [f"{SUBSET_LABELS[s]} (paper)" for s in subsets]
+    rows = []
+    for (task, fit), g in df.groupby(["task", "fit"], sort=False):
+        g = g.set_index("subset")
+        row = [task, FIT_LABELS.get(fit, fit)]
+        row += [with_ci(g.at[s, "mae"], g.at[s, "ci_lo"], g.at[s, "ci_hi"]) for s in subsets]
+        row += [paper_fmt(g.at[s, "paper_mae"]) for s in subsets]
+        rows.append(row)
+    return header, rows
+
+
+def cells_params(df: pd.DataFrame) -> Cells:
+    """One row per parameter, one column per task (value [95% CI])."""
+    tasks = _task_order(df["task"].unique())
+    header = ["parameter", *tasks]
+    rows = []
+    for name in dict.fromkeys(df["parameter"]):
+        row = [name]
+        for task in tasks:
+            r = df[(df["task"] == task) & (df["parameter"] == name)]
+            if r.empty:
+                row.append("-")
+                continue
+            cell = with_ci(*r[["value", "ci_lo", "ci_hi"]].iloc[0])
+            row.append(cell + (" (fixed)" if r["note"].iloc[0] else ""))
+        rows.append(row)
+    return header, rows
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    build: Callable[[Results], pd.DataFrame]
+    cells: Callable[[pd.DataFrame], Cells]
+    inputs: tuple[str, ...]
+    caption: str
+
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec(
+            "mae",
+            table_mae,
+            cells_mae,
+            ("points", "fit_main", "fit_extrapolation", "config"),
+            "Mean absolute error per task: in-distribution (main fit on every fitted point) "
+            "and long-context extrapolation (fit on n_pmt below the cut-off, scored on the "
+            "held-out points), 95% bootstrap CI over points.",
+        ),
+        TableSpec(
+            "ablation",
+            table_ablation,
+            cells_ablation,
+            ("points", "fit_main", "fit_no_penalty", "config"),
+            "Penalty ablation: MAE of the fits with and without the context penalty on "
+            "prompts within the context limit, beyond it, and all (the paper reports "
+            "arithmetic only).",
+        ),
+        TableSpec(
+            "params",
+            table_params,
+            cells_params,
+            ("points", "fit_main"),
+            "Fitted parameters of the main fit with bootstrap CIs, and the identifiable "
+            "combinations log10(A C_c^-alpha) and log10(B n_pmt_c^-beta): A and C_c (B and "
+            "n_pmt_c) enter the law only through these, so the fit fixes C_c and n_pmt_c at "
+            "reference scales of the data (geometric means) and fits A, alpha, B, beta.",
+        ),
+    )
+}
+
+
+def build_table(name: str, res: Results) -> pd.DataFrame:
+    if name not in TABLES:
+        raise CtxscaleError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    spec = TABLES[name]
+    res.purpose = f"table {name}"
+    # the config only supplies seeds and the cut-off fallback
+    res.require(tuple(i for i in spec.inputs if i != "config"))
+    return spec.build(res)
+
+
+def write_table(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
+    """Write ``out`` (.csv) and the Markdown version beside it (.md)."""
+    out = Path(out)
+    if out.suffix != ".csv":
+        raise CtxscaleError(f"table output {out} must end in .csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md = out.with_suffix(".md")
+    out.write_text(df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
+    md.write_text(markdown_table(*TABLES[name].cells(df)))
+    return [out, md]
+
+
+def render_table(name: str, res: Results, out: Path) -> tuple[list[Path], float]:
+    t0 = time.perf_counter()
+    paths = write_table(name, build_table(name, res), out)
+    return paths, time.perf_counter() - t0

@@ -1,0 +1,351 @@
+"""Figures, tables and the report, rendered from a synthetic results set."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_results import HOLDOUT, write_results  # noqa: E402
+
+from ctxscale import render  # noqa: E402
+from ctxscale.cli import main  # noqa: E402
+from ctxscale.errors import CtxscaleError  # noqa: E402
+from ctxscale.figures import FIGURES, draw_figure, figure_bytes, render_figure  # noqa: E402
+from ctxscale.report import write_report  # noqa: E402
+from ctxscale.results import Inputs, Results, option_flag  # noqa: E402
+from ctxscale.tables import TABLES, build_table, paper_results, render_table  # noqa: E402
+
+TESTS = Path(__file__).parent
+TASKS_ALL = ["arithmetic", "common_sense", "translation"]
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory) -> dict[str, Path]:
+    return write_results(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture()
+def res(paths) -> Results:
+    return Results(Inputs(**paths), "test")
+
+
+def _args(paths: dict[str, Path], *names: str) -> list[str]:
+    out = []
+    for name in names:
+        out += [option_flag(name), str(paths[name])]
+    return out
+
+
+def test_cli_names_match_registries():
+    assert tuple(FIGURES) == render.FIGURE_NAMES
+    assert tuple(TABLES) == render.TABLE_NAMES
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_each_figure_renders_pdf_and_png(name, res, tmp_path):
+    written, seconds = render_figure(name, res, tmp_path / f"{name}.pdf")
+    pdf, png = (tmp_path / f"{name}.pdf"), (tmp_path / f"{name}.png")
+    assert written == [pdf, png]
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert b"CreationDate" not in pdf.read_bytes()
+    assert seconds < 30
+
+
+def test_figure_labels_axes_and_uses_log_scales(res):
+    import matplotlib.pyplot as plt
+
+    fig = draw_figure("fig2_contour_arithmetic", res)
+    try:
+        axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        panels = [ax for ax in axes if ax.get_xlabel().startswith("training compute")]
+        assert len(panels) == 2  # one panel per model size (7B, 13B)
+        for ax in panels:
+            assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+            assert "(tokens)" in ax.get_ylabel() and "(FLOPs)" in ax.get_xlabel()
+            assert "n_ctx = 8k" in ax.get_title()
+    finally:
+        plt.close(fig)
+
+
+def test_rerender_is_byte_identical(paths, tmp_path):
+    for name in ("fig3_contour_common_sense",):
+        first = render_figure(name, Results(Inputs(**paths)), tmp_path / "a" / f"{name}.pdf")[0]
+        second = render_figure(name, Results(Inputs(**paths)), tmp_path / "b" / f"{name}.pdf")[0]
+        for a, b in zip(first, second, strict=True):
+            assert a.read_bytes() == b.read_bytes(), a.name
+
+
+@pytest.mark.slow
+def test_rerender_in_fresh_processes_is_byte_identical(paths, tmp_path):
+    """Separate interpreters (different hash seeds, fresh font caches) give the same bytes."""
+    code = "import sys; from ctxscale.cli import main; sys.exit(main(sys.argv[2:]))"
+    outs = []
+    for k, seed in enumerate(("1", "2")):
+        out = tmp_path / str(k) / "fig5_extrapolation_arithmetic.pdf"
+        cmd = [sys.executable, "-c", code, str(TESTS), "figure", out.stem, "--out", str(out)]
+        cmd += _args(paths, "points", "fit_extrapolation", "config")
+        env = {"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}
+        env["PYTHONPATH"] = str(TESTS.parent / "src")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(out)
+    for suffix in (".pdf", ".png"):
+        assert outs[0].with_suffix(suffix).read_bytes() == outs[1].with_suffix(suffix).read_bytes()
+
+
+def test_pdf_and_png_have_no_timestamps(res):
+    import matplotlib.pyplot as plt
+
+    fig = draw_figure("fig5_extrapolation_arithmetic", res)
+    try:
+        pdf, png = figure_bytes(fig, "pdf"), figure_bytes(fig, "png")
+    finally:
+        plt.close(fig)
+    assert b"CreationDate" not in pdf and b"ModDate" not in pdf
+    assert b"Matplotlib" not in pdf and b"matplotlib" not in png
+
+
+def test_mae_table_matches_hand_computation(res, paths):
+    table = build_table("mae", res)
+    points = pd.read_csv(paths["points"])
+    assert list(table["task"].unique()) == ["arithmetic", "common_sense", "translation"]
+    row = table[(table["task"] == "arithmetic") & (table["setting"] == "extrapolation")].iloc[0]
+    from ctxscale import fit as fitmod
+
+    held = points[(points["role"] == "fit") & (points["task"] == "arithmetic")]
+    held = held[held["n_pmt"] >= HOLDOUT]
+    pred = fitmod.predict_points(fitmod.read_fit(paths["fit_extrapolation"]), held)
+    assert row["n_points"] == len(held) > 0
+    assert row["mae"] == pytest.approx(np.mean(np.abs(held["score"] - pred)))
+    assert row["ci_lo"] <= row["mae"] <= row["ci_hi"]
+    assert row["paper_mae"] == 0.017
+
+
+def test_ablation_table_separates_beyond_context(res):
+    table = build_table("ablation", res).set_index(["task", "fit", "subset"])
+    # The synthetic scores collapse past n_ctx: without the penalty the error there is large.
+    beyond_without = table.loc[("arithmetic", "without_penalty", "gt_ctx"), "mae"]
+    beyond_with = table.loc[("arithmetic", "with_penalty", "gt_ctx"), "mae"]
+    assert beyond_without > 10 * beyond_with
+    counts = table.xs("with_penalty", level="fit")["n_points"]
+    assert counts[("arithmetic", "all")] == (
+        counts[("arithmetic", "le_ctx")] + counts[("arithmetic", "gt_ctx")]
+    )
+    assert table.loc[("arithmetic", "without_penalty", "gt_ctx"), "paper_mae"] == 0.104
+
+
+def test_params_table_has_parameters_and_combinations(res):
+    table = build_table("params", res)
+    arith = table[table["task"] == "arithmetic"].set_index("parameter")
+    params = ["A", "C_c", "alpha", "B", "n_pmt_c", "beta"]
+    ident = ["log10_A_C_c", "log10_B_n_pmt_c"]
+    assert list(arith.index) == params + ident
+    assert list(arith["kind"]) == ["parameter"] * 6 + ["identifiable"] * 2
+    row = arith[arith["kind"] == "parameter"].loc["A"]
+    assert row["value"] == 2.0 and row["ci_lo"] == pytest.approx(1.8)
+    fixed = arith[arith["kind"] == "parameter"].loc["C_c"]
+    assert fixed["note"] and np.isnan(fixed["ci_lo"])  # fixed at the reference scale
+    combo = arith.loc["log10_A_C_c"]
+    assert combo["value"] == pytest.approx(np.log10(2.0) - 23.0)
+
+
+def test_tables_write_csv_and_markdown_identically(res, tmp_path):
+    for name in TABLES:
+        a = render_table(name, res, tmp_path / "a" / f"{name}.csv")[0]
+        b = render_table(name, res, tmp_path / "b" / f"{name}.csv")[0]
+        for x, y in zip(a, b, strict=True):
+            assert x.read_bytes() == y.read_bytes()
+        assert a[1].read_text().startswith("| ")
+        assert a[0].read_text().split(",")[0] == "task"
+
+
+@pytest.fixture(scope="module")
+def report(paths, tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The report written once (rendering every figure takes a few seconds)."""
+    root = tmp_path_factory.mktemp("report")
+    figdir = root / "figures"
+    res = Results(Inputs(**paths))
+    render_figure("params", res, figdir / "params.pdf")  # one pre-rendered, the rest in memory
+    md, html = write_report(res, root / "paper" / "report.md", figdir)
+    return md, html, figdir
+
+
+@pytest.mark.slow
+def test_report_has_every_table_figure_and_paper_number(report, res):
+    md, html, _ = report
+    text, page = md.read_text(), html.read_text()
+    for name in TABLES:
+        assert f"Table `{name}`" in text
+    for name in FIGURES:
+        assert f"![{name}](../figures/{name}.png)" in text
+        assert f'alt="{name}"' in page
+    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert "http://" not in page and "https://" not in page and "<link" not in page
+    paper = paper_results()
+    for value in (*paper["mae"]["in_distribution"].values(), 0.104, 0.029, 0.014):
+        assert f"{value:.3f}" in text
+    assert "produced at the paper's scale" in text
+    assert res.manifest_sha256() in text and "holdout_npmt" in text
+    assert "Not produced" not in text
+
+
+def test_report_lists_outputs_missing_at_this_scale(paths, tmp_path):
+    drop = ("ood", "technique", "fit_agnostic", "fit_extrapolation", "fit_main")
+    inputs = {k: v for k, v in paths.items() if k not in drop}
+    md, _ = write_report(Results(Inputs(**inputs)), tmp_path / "report.md")
+    text = md.read_text()
+    assert "Not produced at this scale: figure ood_compute needs --fit-main (" in text
+    assert "), --ood (predictions for the out-of-distribution" in text
+    assert "- figure params: figure params needs --fit-main" in text
+    assert "- table ablation: table ablation needs --fit-main" in text
+    assert text.count("Not produced at this scale") == len(FIGURES) + len(TABLES)
+
+
+def test_missing_input_is_one_clear_line(paths, tmp_path, capsys):
+    out = tmp_path / "x.pdf"
+    status = main(["figure", "ood_compute", "--out", str(out), *_args(paths, "points", "fit_main")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in err
+    assert err == (
+        "ctxscale figure: error: figure ood_compute needs --ood "
+        "(predictions for the out-of-distribution families (results/predictions/ood.csv))"
+    )
+    assert not out.exists()
+
+
+def test_absent_file_and_bad_points_are_one_line(paths, tmp_path, capsys):
+    status = main(
+        ["table", "mae", "--out", str(tmp_path / "t.csv"), "--points", str(tmp_path / "nope.csv")]
+    )
+    assert status == 2
+    assert "lacks the file(s) --points" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    df = pd.read_csv(paths["points"])
+    df.loc[3, "score"] = 1.5
+    df.to_csv(bad, index=False)
+    with pytest.raises(CtxscaleError, match=r"row 4: column 'score' value 1.5 is outside"):
+        _ = Results(Inputs(points=bad)).points
+    df.drop(columns=["n_pmt"]).to_csv(bad, index=False)
+    args = ["figure", "residuals", "--out", str(tmp_path / "r.pdf"), "--points", str(bad)]
+    status = main([*args, "--fit-main", str(paths["fit_main"])])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "lacks column(s) n_pmt" in err and "\n" not in err
+
+
+def test_cli_figure_table_report(paths, tmp_path):
+    every = _args(paths, *paths)
+    out = tmp_path / "f" / "fig7_extrapolation_translation.png"
+    assert main(["figure", out.stem, "--out", str(out), *every]) == 0
+    assert out.with_suffix(".pdf").is_file()
+    assert main(["table", "mae", "--out", str(tmp_path / "t/mae.csv"), *every]) == 0
+    assert (tmp_path / "t/mae.md").is_file()
+    with pytest.raises(SystemExit):
+        main(["figure", "fig9", "--out", str(tmp_path / "x.pdf")])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_report_html_renders_in_headless_chromium(report, tmp_path):
+    _, html, _ = report
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(
+        ["bash", str(TESTS.parent / "scripts/render_report.sh"), str(html), str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+def test_docs_list_every_output_with_its_inputs():
+    docs = (TESTS.parent / "docs" / "figures.md").read_text()
+    assert render.inputs_markdown() in docs
+
+
+def test_expected_figures_follow_tasks_and_roles():
+    assert render.expected_figures(TASKS_ALL, ["fit", "ood", "technique"]) == list(FIGURES)
+    assert render.expected_figures(["arithmetic"], ["fit"]) == [
+        "fig1_context_agnostic",
+        "fig2_contour_arithmetic",
+        "fig5_extrapolation_arithmetic",
+        "residuals",
+        "params",
+    ]
+
+
+@pytest.mark.slow
+def test_default_scale_report_says_it_is_not_the_paper(tmp_path):
+    """One task, two small models, no OOD/technique: what the default run produces."""
+    small = write_results(tmp_path / "small", small=True)
+    res = Results(Inputs(**small))
+    drawn = []
+    for name in FIGURES:
+        try:
+            render_figure(name, res, tmp_path / "figures" / f"{name}.pdf")
+            drawn.append(name)
+        except CtxscaleError as exc:
+            assert "\n" not in str(exc)
+    assert drawn == render.expected_figures(["arithmetic"], ["fit"])
+    md, html = write_report(res, tmp_path / "paper" / "report.md", tmp_path / "figures")
+    text = md.read_text()
+    # rendered in memory instead of read from the figure files: the very same bytes
+    html_mem = write_report(res, tmp_path / "paper2" / "report.md")[1]
+    assert html_mem.read_bytes() == html.read_bytes()
+    assert "It does not reproduce the paper's numbers" in text
+    assert "prompts of at most 2,230 tokens" in text
+    ablation = build_table("ablation", res)
+    assert (ablation.loc[ablation["subset"] == "gt_ctx", "n_points"] == 0).all()
+    not_produced = text.split("## Not produced")[1]
+    assert (
+        "figure ood_compute" in not_produced and "figure fig3_contour_common_sense" in not_produced
+    )
+    assert "table" not in not_produced
+
+
+@pytest.mark.slow
+def test_figures_and_tables_from_real_fits(tmp_path):
+    """The same outputs from fits made by ctxscale.fit (not hand-written fit files)."""
+    from ctxscale.fit import fit_table
+
+    small = write_results(tmp_path, small=True)
+    points = pd.read_csv(small["points"])
+    for name, kw in (
+        ("fit_main", {}),
+        ("fit_no_penalty", {"penalty": "none"}),
+        ("fit_extrapolation", {"holdout_npmt": 1000.0}),
+        ("fit_agnostic", {"law": "context_agnostic"}),
+    ):
+        fit_table(points, bootstrap=8, n_jobs=1, **kw).write(small[name])
+    res = Results(Inputs(**small))
+    params = build_table("params", res).set_index(["kind", "parameter"])
+    assert params.loc[("parameter", "A"), "ci_lo"] < params.loc[("parameter", "A"), "value"]
+    assert params.loc[("parameter", "C_c"), "note"]  # the fit fixes it at a reference scale
+    assert not np.isnan(params.loc[("identifiable", "log10_A_C_c"), "ci_hi"])
+    mae = build_table("mae", res).set_index("setting")
+    assert mae.loc["in_distribution", "mae"] < 0.02  # noise sd 0.01 around the law
+    assert mae.loc["extrapolation", "n_points"] == (points["n_pmt"] >= 1000).sum()
+    for name in ("fig1_context_agnostic", "fig5_extrapolation_arithmetic", "params"):
+        render_figure(name, res, tmp_path / "figures" / f"{name}.pdf")
+
+
+def test_results_dir_supplies_inputs_not_given(paths, tmp_path, capsys):
+    results = paths["points"].parent
+    out = tmp_path / "t" / "ablation.csv"
+    assert main(["table", "ablation", "--results", str(results), "--out", str(out)]) == 0
+    explicit = tmp_path / "u" / "ablation.csv"
+    args = _args(paths, "points", "fit_main", "fit_no_penalty")
+    assert main(["table", "ablation", *args, "--out", str(explicit)]) == 0
+    assert out.read_bytes() == explicit.read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["table", "ablation", "--results", str(empty), "--out", str(out)]) == 2
+    assert "table ablation needs --points" in capsys.readouterr().err
