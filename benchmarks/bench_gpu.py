@@ -3,7 +3,8 @@
 A random-weight model of the Llama-2-7B architecture (hidden 4096, 32 layers, 32 heads,
 intermediate 11008, vocab 32000) in bf16 with SDPA attention, on one GPU. It makes the
 same calls as ``ctxscale.inference.hf`` (prefill into a DynamicCache with
-``logits_to_keep=1``, then one-token greedy steps with a growing attention mask):
+``logits_to_keep=1``, the prefix copied into the backend's per-batch KV buffer, then
+one-token greedy steps with a growing attention mask):
 
 * prefill tokens/s and MFU = achieved FLOP/s / peak, with FLOPs = 2 N T (weights) +
   2 n_layer T^2 d (causal attention scores and values), N non-embedding parameters;
@@ -17,7 +18,11 @@ Needs a GPU (``--device cuda``); ``--tiny`` runs a 2-layer model anywhere as a s
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def build_model(tiny: bool, device: str, dtype):
@@ -86,10 +91,13 @@ def decode(model, cfg, device: str, batch: int, prompt: int, steps: int) -> floa
     import torch
     from transformers import DynamicCache
 
-    cache = DynamicCache(config=cfg)
+    from ctxscale.inference.hf import _batch_cache
+
+    prefix = DynamicCache(config=cfg)
     x = torch.randint(0, cfg.vocab_size, (1, prompt), device=device)
-    model(input_ids=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache.batch_repeat_interleave(batch)  # the shared prefix, expanded as the backend does
+    model(input_ids=x, past_key_values=prefix, use_cache=True, logits_to_keep=1)
+    # The shared prefix copied into a per-batch buffer with room for the steps, as the backend.
+    cache = _batch_cache(prefix, batch, steps + 1, cfg)
     mask = torch.ones((batch, prompt), dtype=torch.long, device=device)
     pos = torch.full((batch, 1), prompt, device=device)
     nxt = torch.zeros((batch, 1), dtype=torch.long, device=device)
