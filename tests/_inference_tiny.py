@@ -13,11 +13,17 @@ CORPUS = [
 
 
 def build_tiny_model(
-    path: Path, max_position_embeddings: int = 64, seed: int = 0, bos: bool = False
+    path: Path,
+    max_position_embeddings: int = 64,
+    seed: int = 0,
+    bos: bool = False,
+    arch: str = "llama",
 ) -> Path:
     """Save a 2-layer Llama (hidden 32) and its tokenizer under ``path``; return ``path``.
 
     With ``bos`` the tokenizer puts ``<s>`` in front of every text, as Llama's does.
+    ``arch="gemma3"`` builds a Gemma-3 text model instead: sliding-window layers (window 8)
+    between full-attention ones, as Gemma-3-270M has (window 512).
     """
     import torch
     from tokenizers import ByteLevelBPETokenizer
@@ -49,7 +55,27 @@ def build_tiny_model(
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    model = LlamaForCausalLM(config)
+    if arch == "gemma3":
+        from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+        config = Gemma3TextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=8,
+            sliding_window=8,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+            max_position_embeddings=max_position_embeddings,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+        model = Gemma3ForCausalLM(config)
+    else:
+        model = LlamaForCausalLM(config)
     model.save_pretrained(str(path))
     tok.save_pretrained(str(path))
     return path

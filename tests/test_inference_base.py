@@ -134,5 +134,64 @@ def test_sampling_is_greedy_with_stops():
     assert kw["include_stop_str_in_output"] is False and kw["n"] == 1
 
 
+def test_shared_prefix_len():
+    from ctxscale.inference.base import shared_prefix_len
+
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # each keeps one token of its own
+    assert shared_prefix_len([[1, 2, 3]]) == 2
+    assert shared_prefix_len([[4], [4, 5]]) == 0
+    assert shared_prefix_len([]) == 0
+
+
 def test_plan_requests_caps_at_max_model_len():
     assert plan_requests([10, 95, 100, 150], 8, 100) == [8, 5, None, None]
+
+
+@pytest.mark.slow
+def test_vllm_generate_with_a_fake_engine(tmp_path):
+    """Requests, chunking, over-length records and token counts, with vLLM replaced by a fake."""
+    from types import SimpleNamespace
+
+    from _inference_tiny import build_tiny_model
+    from transformers import AutoTokenizer
+
+    from ctxscale.inference.hf import TransformersBackend
+
+    path = build_tiny_model(tmp_path / "tiny", bos=True)
+    calls = []
+
+    class FakeLLM:
+        def generate(self, prompts, params, use_tqdm):
+            calls.append((prompts, params))
+            return [
+                SimpleNamespace(
+                    outputs=[
+                        SimpleNamespace(
+                            text=f"out{len(p['prompt_token_ids'])}",
+                            token_ids=[7] * sp["max_tokens"],
+                        )
+                    ]
+                )
+                for p, sp in zip(prompts, params, strict=True)
+            ]
+
+    backend = object.__new__(VLLMBackend)  # no engine: only what generate() uses
+    backend.tokenizer = AutoTokenizer.from_pretrained(str(path))
+    backend.llm, backend._sampling, backend.seed, backend.chunk = FakeLLM(), dict, 5, 2
+    backend.kwargs = {"max_model_len": 40}
+    prefix = "Question: What is 3 + 4?\nAnswer: 7\n\n"
+    suffixes = ["Question: x?\nAnswer:", "Q " * 30, "Q", "Question: What is 2 * 9?\nAnswer:"]
+    gens = list(backend.generate(prefix, suffixes, ["\n\n"], max_new_tokens=8))
+    # Same ids as the transformers backend: BOS once, each full prompt tokenised as one text.
+    hf = TransformersBackend(ModelSource(str(path)), threads=1)
+    prompts = hf.encode(prefix, suffixes)
+    n_pmts = [len(p) for p in prompts]
+    assert [g.n_pmt for g in gens] == n_pmts
+    assert n_pmts[1] >= 40 and gens[1].status == "over_max_model_len" and gens[1].n_gen == 0
+    for g in (gens[0], gens[2], gens[3]):
+        assert g.status == "ok" and g.output == f"out{g.n_pmt}"
+        assert g.n_gen == min(8, 40 - g.n_pmt)
+    assert [len(p) for p, _ in calls] == [1, 2]  # chunks of 2; the long prompt never sent
+    assert calls[0][0][0]["prompt_token_ids"] == prompts[0]
+    assert calls[0][1][0]["temperature"] == 0.0 and calls[0][1][0]["stop"] == ["\n\n"]

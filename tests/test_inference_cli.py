@@ -45,8 +45,7 @@ def run(capsys, *args):
     return status, capsys.readouterr().err.strip()
 
 
-def test_tiny_run_and_rerun(tmp_path, tiny, capsys, monkeypatch):
-    monkeypatch.setattr("ctxscale.inference.cli.get_scorer", lambda: local_score)
+def test_tiny_run_and_rerun(tmp_path, tiny, capsys):
     config, prompts = write_config(tmp_path, tiny)
     out = tmp_path / "g" / "tiny" / "toy" / "1.jsonl"
     args = [

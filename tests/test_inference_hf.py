@@ -30,8 +30,8 @@ def reference(backend, prefix, suffix, max_new_tokens):
     """Plain transformers generate() on the whole prompt: no cache tricks, no batching."""
     import torch
 
-    prefix_ids, (suffix_ids,) = backend.encode(prefix, [suffix])
-    ids = torch.tensor([prefix_ids + suffix_ids])
+    (prompt,) = backend.encode(prefix, [suffix])
+    ids = torch.tensor([prompt])
     out = backend.model.generate(
         ids,
         attention_mask=torch.ones_like(ids),
@@ -43,12 +43,20 @@ def reference(backend, prefix, suffix, max_new_tokens):
     return backend.tokenizer.decode(new, skip_special_tokens=True), len(new)
 
 
-def test_bos_once_and_separate_tokenisation(backend):
-    prefix_ids, suffix_ids = backend.encode(PREFIX, SUFFIXES)
-    bos = backend.tokenizer.bos_token_id
-    assert prefix_ids.count(bos) == len(backend._bos) <= 1
-    assert all(bos not in ids for ids in suffix_ids)
-    assert suffix_ids[2] == []
+def test_joint_tokenisation_bos_once_and_shared_prefix(backend):
+    from ctxscale.inference.base import shared_prefix_len
+
+    prompts = backend.encode(PREFIX, SUFFIXES)
+    tok = backend.tokenizer
+    bos = tok.bos_token_id
+    for suffix, ids in zip(SUFFIXES, prompts, strict=True):
+        text_ids = tok(PREFIX + suffix, add_special_tokens=False)["input_ids"]
+        assert ids[len(ids) - len(text_ids) :] == text_ids  # one text, as the original
+        adds_bos = tok("a")["input_ids"][0] == bos
+        assert ids.count(bos) == int(adds_bos) and (ids[0] == bos) == adds_bos
+    n = shared_prefix_len(prompts)
+    assert 0 < n < min(len(p) for p in prompts)
+    assert len({tuple(p[:n]) for p in prompts}) == 1
 
 
 def test_batched_prefix_reuse_equals_plain_generate(backend):
@@ -57,8 +65,8 @@ def test_batched_prefix_reuse_equals_plain_generate(backend):
     for suffix, gen in zip(SUFFIXES, gens, strict=True):
         text, n_gen = reference(backend, PREFIX, suffix, 12)
         assert (gen.output, gen.n_gen) == (text, n_gen)
-        prefix_ids, (suffix_ids,) = backend.encode(PREFIX, [suffix])
-        assert gen.n_pmt == len(prefix_ids) + len(suffix_ids)
+        (prompt,) = backend.encode(PREFIX, [suffix])
+        assert gen.n_pmt == len(prompt)
 
 
 def test_batch_size_does_not_change_outputs(backend):
@@ -70,6 +78,13 @@ def test_batch_size_does_not_change_outputs(backend):
     finally:
         backend.batch_size = old
     assert batched == single
+
+
+def test_start_gives_the_tail_of_a_full_run(backend):
+    full = list(backend.generate(PREFIX, SUFFIXES, stop=[], max_new_tokens=7))
+    for start in (1, 3, 4):
+        tail = list(backend.generate(PREFIX, SUFFIXES, stop=[], max_new_tokens=7, start=start))
+        assert tail == full[start:]
 
 
 def test_stop_string_cuts_output_and_ends_generation(backend):
@@ -90,11 +105,11 @@ def test_empty_prefix_runs(backend):
 
 def test_prompts_past_trained_length_run_and_max_model_len_is_explicit(backend):
     long_suffix = "Question: What is the value of 2 * 9?\n" * 6  # > 64 trained positions
-    prefix_ids, (ids,) = backend.encode(PREFIX, [long_suffix])
-    assert len(prefix_ids) + len(ids) > backend.model.config.max_position_embeddings
+    (prompt,) = backend.encode(PREFIX, [long_suffix])
+    assert len(prompt) > backend.model.config.max_position_embeddings
     (gen,) = backend.generate(PREFIX, [long_suffix], stop=[], max_new_tokens=4)
     assert gen.status == STATUS_OK and gen.n_gen == 4
-    backend.max_model_len = len(prefix_ids) + len(ids)
+    backend.max_model_len = len(prompt)
     try:
         gens = list(backend.generate(PREFIX, [SUFFIXES[0], long_suffix], [], 4))
     finally:
@@ -102,3 +117,16 @@ def test_prompts_past_trained_length_run_and_max_model_len_is_explicit(backend):
     assert [g.status for g in gens] == [STATUS_OK, STATUS_OVER_MAX_LEN]
     assert (gens[1].output, gens[1].n_gen) == ("", 0)
     assert gens[0].output == reference(backend, PREFIX, SUFFIXES[0], 4)[0]
+
+
+def test_sliding_window_model_matches_generate(tmp_path):
+    """Gemma-3 layout (sliding + full layers): batched, padded rows still see their window."""
+    from ctxscale.inference.hf import TransformersBackend
+
+    path = build_tiny_model(tmp_path / "gemma", arch="gemma3", bos=True)
+    backend = TransformersBackend(ModelSource(str(path)), batch_size=3, threads=1)
+    assert backend.sliding_window == 8
+    for prefix in (PREFIX, "A", ""):  # prompts longer and shorter than the window of 8
+        gens = list(backend.generate(prefix, SUFFIXES, stop=[], max_new_tokens=6))
+        for suffix, gen in zip(SUFFIXES, gens, strict=True):
+            assert (gen.output, gen.n_gen) == reference(backend, prefix, suffix, 6)

@@ -1,4 +1,4 @@
-"""SmolLM2-135M-Instruct (real weights) answers DeepMind-Mathematics-style questions.
+"""SmolLM2-135M-Instruct (real weights) on DeepMind Mathematics questions, written and generated.
 
 Needs the converted model in ``cache/`` (``ctxscale fetch-model``, network at fetch time
 only); without it the tests are skipped with the command to run.
@@ -71,9 +71,8 @@ def test_smollm2_answers_arithmetic_with_prefix_reuse(smollm2):
     )
     assert correct >= 4, [g.output for g in gens]  # measured: 6 of 8
     # The shared-prefix, batched path gives what plain generate() gives on each full prompt.
-    prefix_ids, suffix_ids = smollm2.encode(PREFIX, SUFFIXES)
-    for ids, gen in zip(suffix_ids, gens, strict=True):
-        x = torch.tensor([prefix_ids + ids])
+    for ids, gen in zip(smollm2.encode(PREFIX, SUFFIXES), gens, strict=True):
+        x = torch.tensor([ids])
         out = smollm2.model.generate(
             x,
             attention_mask=torch.ones_like(x),
@@ -84,3 +83,77 @@ def test_smollm2_answers_arithmetic_with_prefix_reuse(smollm2):
         text = smollm2.tokenizer.decode(out[0, x.shape[1] :], skip_special_tokens=True)
         assert text.split("\n\n")[0] == gen.output
         assert gen.n_pmt == x.shape[1]
+
+
+@pytest.mark.slow
+def test_prepare_then_infer_real_deepmind_prompts(smollm2, tmp_path, capsys):
+    """End to end: real DeepMind Mathematics prompts (generated) -> `ctxscale infer` shard."""
+    import json
+
+    import yaml
+
+    from ctxscale.cli import main
+
+    prompts_dir = tmp_path / "prompts"
+    assert (
+        main(
+            [
+                "prepare",
+                "--dataset",
+                "dm_math__arithmetic__add_or_sub",
+                "--n-shots",
+                "3",
+                "--max-instances",
+                "4",
+                "--dm-difficulty",
+                "0",
+                "0.3",
+                "--out-dir",
+                str(prompts_dir),
+            ]
+        )
+        == 0
+    )
+    config = {
+        "seed": 31337,
+        "inference": {"batch_size": 4, "threads": 1, "cache_dir": str(CACHE)},
+        "families": [
+            {
+                "name": "smollm2",
+                "role": "ood",
+                "backend": "transformers",
+                "checkpoints": [
+                    {
+                        "name": "smollm2-135m-instruct",
+                        "N": 106203456,
+                        "D": 2.0e12,
+                        "n_ctx": 8192,
+                        "path": str(CACHE / SMOLLM2_DIR),
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "gen" / "3.jsonl"
+    args = [
+        "infer",
+        "--config",
+        str(tmp_path / "config.yaml"),
+        "--model",
+        "smollm2-135m-instruct",
+        "--prompts",
+        str(prompts_dir / "3.json"),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    prompts = json.loads((prompts_dir / "3.json").read_text())
+    assert lines[0]["settings"]["metric"] == prompts["metric"] == "math_equiv"
+    assert [r["id"] for r in lines[1:]] == [i["id"] for i in prompts["instances"]]
+    for rec in lines[1:]:
+        assert rec["status"] == "ok" and 0 < rec["n_gen"] <= prompts["max_new_tokens"]
+        assert re.search(r"\d", rec["output"]) and 0.0 <= rec["score"] <= 1.0
+        assert not any(s in rec["output"] for s in prompts["stop"])

@@ -21,7 +21,7 @@ MODEL = {"name": "tiny", "family": "tiny-fam", "n_ctx": 64}
 
 
 def local_score(metric: str, output: str, reference: object) -> float:
-    """Stand-in for ctxscale.metrics.score: exact match after stripping."""
+    """A scorer independent of ctxscale.metrics: exact match after stripping."""
     assert metric == "exact_match"
     return float(output.strip() == str(reference))
 
@@ -48,16 +48,15 @@ class EchoBackend(Backend):
 
     name = "echo"
 
-    def __init__(self, fail_after: int | None = None, alignment: int = 1) -> None:
+    def __init__(self, fail_after: int | None = None) -> None:
         self.asked: list[str] = []
         self.fail_after = fail_after
-        self.resume_alignment = alignment
 
     def settings(self):
         return {"device": "cpu", "dtype": "float32"}
 
-    def generate(self, prefix, suffixes, stop, max_new_tokens):
-        for s in suffixes:
+    def generate(self, prefix, suffixes, stop, max_new_tokens, start=0):
+        for s in suffixes[start:]:
             if self.fail_after is not None and len(self.asked) == self.fail_after:
                 raise KeyboardInterrupt  # an interruption mid-shard
             self.asked.append(s)
@@ -80,8 +79,7 @@ def test_shard_format_and_bytes(tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
-@pytest.mark.parametrize("alignment", [1, 4])
-def test_resume_after_interruption_and_torn_line(tmp_path, alignment):
+def test_resume_after_interruption_and_torn_line(tmp_path):
     prompts = prompts_from_dict(make_prompts(10))
     ref = write_shard(prompts, EchoBackend(), MODEL, tmp_path / "ref.jsonl", local_score, False)
     out = tmp_path / "out.jsonl"
@@ -91,11 +89,10 @@ def test_resume_after_interruption_and_torn_line(tmp_path, alignment):
     assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 6
     with partial.open("a") as fh:
         fh.write('{"id": "q6", "n_pm')  # a record torn by a kill
-    again = EchoBackend(alignment=alignment)
+    again = EchoBackend()
     write_shard(prompts, again, MODEL, out, local_score, False)
     assert out.read_bytes() == ref.read_bytes()
-    first = 6 - 6 % alignment  # whole batches are regenerated, the records are not duplicated
-    assert again.asked == [i.suffix for i in prompts.instances[first:]]
+    assert again.asked == [i.suffix for i in prompts.instances[6:]]  # nothing twice
 
 
 def test_partial_from_other_settings_is_refused(tmp_path):
@@ -106,39 +103,51 @@ def test_partial_from_other_settings_is_refused(tmp_path):
         write_shard(prompts, EchoBackend(), MODEL, tmp_path / "o.jsonl", local_score, False)
 
 
-DRIVER = """
-import sys
-from pathlib import Path
-sys.path[:0] = [{src!r}, {tests!r}]
-from test_inference_shards import local_score, make_prompts, MODEL
-from ctxscale.inference.base import prompts_from_dict
-from ctxscale.inference.fetch import ModelSource
-from ctxscale.inference.hf import TransformersBackend
-from ctxscale.inference.shards import write_shard
-backend = TransformersBackend(ModelSource({model!r}), batch_size=4, threads=1)
-write_shard(prompts_from_dict(make_prompts(48)), backend, MODEL, Path(sys.argv[1]),
-            local_score, progress=False)
-"""
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_is_byte_identical(tmp_path):
+    """`ctxscale infer` killed with SIGKILL mid-run, restarted: same bytes as one clean run."""
+    import yaml
+
+    from ctxscale.cli import main
+
     model = build_tiny_model(tmp_path / "tiny")
-    here = Path(__file__).resolve().parent
-    script = tmp_path / "driver.py"
-    script.write_text(
-        DRIVER.format(src=str(here.parent / "src"), tests=str(here), model=str(model))
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    config = {
+        "seed": 31337,
+        "inference": {"batch_size": 4, "threads": 1},
+        "families": [
+            {
+                "name": "tiny-fam",
+                "role": "ood",
+                "backend": "transformers",
+                "checkpoints": [
+                    {"name": "tiny", "path": str(model), "N": 1e5, "D": 1e9, "n_ctx": 64}
+                ],
+            }
+        ],
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "prompts.json").write_text(json.dumps(make_prompts(48)))
     ref, out = tmp_path / "ref.jsonl", tmp_path / "out.jsonl"
-    # The uninterrupted reference runs in this process (same code, one thread as well).
-    from ctxscale.inference.fetch import ModelSource
-    from ctxscale.inference.hf import TransformersBackend
 
-    backend = TransformersBackend(ModelSource(str(model)), batch_size=4, threads=1)
-    write_shard(prompts_from_dict(make_prompts(48)), backend, MODEL, ref, local_score, False)
+    def args(target: Path) -> list[str]:
+        return [
+            "infer",
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--model",
+            "tiny",
+            "--prompts",
+            str(tmp_path / "prompts.json"),
+            "--out",
+            str(target),
+            "--no-progress",
+        ]
 
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+    assert main(args(ref)) == 0  # the uninterrupted run, in this process (one thread too)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "ctxscale", *args(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = tmp_path / "out.jsonl.partial"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -150,6 +159,6 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(tmp_path):
     proc.wait()
     n_done = partial.read_text().count("\n") - 1
     assert not out.exists() and 6 <= n_done < 48
-    subprocess.run([sys.executable, str(script), str(out)], check=True, env=env)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     assert out.read_bytes() == ref.read_bytes()
     assert not partial.exists()

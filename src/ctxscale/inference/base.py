@@ -2,9 +2,11 @@
 
 A prompts file (``results/prompts/{dataset}/{n_shots}.json``) holds a ``prefix`` shared by
 every instance (instruction + demonstrations) and one ``suffix`` per instance. Backends
-tokenise the prefix once and each suffix separately and concatenate the ids (BOS once, in
-front of the prefix), so the prefix's KV cache can be computed once and reused: this is
-what makes a few-shot sweep cheap. ``n_pmt`` is the total prompt length in tokens.
+tokenise each full prompt ``prefix + suffix`` as one text (as the original evaluation did:
+the tokenizer may merge across the boundary, e.g. the ``\n\n`` separator with the next
+word) with BOS once in front, and reuse the longest run of leading tokens that all prompts
+of the file share (:func:`shared_prefix_len`): its KV cache is computed once. ``n_pmt`` is
+the prompt length in tokens, BOS included.
 """
 
 from __future__ import annotations
@@ -114,6 +116,39 @@ def prompts_from_dict(raw: Any, where: str = "prompts") -> PromptFile:
     )
 
 
+def leading_bos(tokenizer: Any) -> list[int]:
+    """``[BOS]`` if the tokenizer puts one in front of a text by default, else ``[]``."""
+    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(with_special) > len(plain) and with_special[0] == bos:
+        return [bos]
+    return []
+
+
+def encode_prompts(tokenizer: Any, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
+    """Token ids of each full prompt: BOS (if the model uses one) + ``prefix + suffix``."""
+    bos = leading_bos(tokenizer)
+    return [bos + tokenizer(prefix + s, add_special_tokens=False)["input_ids"] for s in suffixes]
+
+
+def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Leading tokens common to every prompt, leaving each prompt at least one token of its own.
+
+    Computed over all instances of a prompts file (not just those left to run), so a resumed
+    run splits every prompt where an unbroken run did.
+    """
+    if not prompts:
+        return 0
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        k = 0
+        while k < n and p[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """``text`` up to the first occurrence of any stop string, and whether one occurred.
 
@@ -129,9 +164,6 @@ class Backend(ABC):
     """An inference engine for one model. Subclasses are constructed once per shard."""
 
     name: str = ""
-    # A resumed shard restarts generation at a multiple of this many instances (the batch
-    # size of a backend whose batches are fixed windows), so batches match an unbroken run.
-    resume_alignment: int = 1
 
     @classmethod
     def check_available(cls) -> None:
@@ -149,8 +181,13 @@ class Backend(ABC):
         suffixes: Sequence[str],
         stop: Sequence[str],
         max_new_tokens: int,
+        start: int = 0,
     ) -> Iterator[Generation]:
-        """Greedy generations for ``prefix + suffix`` of each suffix, yielded in order."""
+        """Greedy generations for ``prefix + suffix`` of ``suffixes[start:]``, in order.
+
+        All suffixes are given even when resuming at ``start``, so batching and the shared
+        prefix are those of an unbroken run (byte-identical shards after a restart).
+        """
 
 
 # Registered backends: name -> "module:Class". Modules are imported only when used, so a

@@ -101,6 +101,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 def cmd_fetch_model(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     names = args.model or [s.name for s in _gguf_models(config)]
+    if not names:
+        print("no model in the config has a 'gguf' block: nothing to fetch")
     for name in names:
         spec = model_by_name(config, name)
         fetch_model(spec, cache_root(config, args.cache_dir))

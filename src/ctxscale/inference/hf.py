@@ -1,20 +1,22 @@
 """transformers backend: batched greedy decoding with the few-shot prefix encoded once.
 
-The prefix (BOS + instruction + demonstrations) is run through the model once per prompts
-file; its KV cache is then copied into every batch of instances (``batch_repeat_interleave``
-on a copy), so no instance recomputes the prefix. Inside a batch the suffixes are
-left-padded *between* the prefix and the suffix: the attention mask hides the pads and the
-position ids are the running count of real tokens, so each row sees exactly
-``prefix + suffix`` at the positions it would have unbatched. The last prefix token is held
-back and fed with each suffix, so even an empty suffix yields next-token logits.
+The tokens that every prompt of a prompts file starts with (BOS + instruction +
+demonstrations, see :func:`~ctxscale.inference.base.shared_prefix_len`) are run through
+the model once; their KV cache is copied into every batch of instances, so no instance
+recomputes the prefix. Inside a batch the rest of each prompt is left-padded *between*
+the shared prefix and the row's own tokens: the attention mask hides the pads and the
+position ids count real tokens only, so each row sees exactly its prompt at the positions
+it would have unbatched.
 
 Greedy decoding stops a row at EOS, at a stop string (checked on the decoded generation)
 or after ``max_new_tokens``; finished rows leave the batch. fp32 on CPU, bf16 on GPU, SDPA
 attention. Prompts longer than the model's trained length still run (rotary positions are
 computed for any length); only ``max_model_len`` (config, optional) refuses a prompt.
 
-Sliding-window models (Gemma-3): the window counts cache slots, so in a padded batch the
-pads take window slots; batch size 1 is exact for them.
+Sliding-window models (Gemma-3): transformers places the window by cache slot, so pads
+inside a batch would take window slots. For them every layer keeps its full cache and the
+masks are built from positions (a key is visible when it is a real token at most
+``sliding_window - 1`` positions back), so batched outputs equal unbatched ones here too.
 """
 
 from __future__ import annotations
@@ -23,15 +25,24 @@ import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation, cut_at_stop
+from ctxscale.inference.base import (
+    STATUS_OVER_MAX_LEN,
+    Backend,
+    Generation,
+    cut_at_stop,
+    encode_prompts,
+    shared_prefix_len,
+)
 from ctxscale.inference.fetch import ModelSource
 
 
 def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
     """``auto`` -> cuda/bf16 where a GPU is present, else cpu/fp32."""
-    import torch
-
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
@@ -46,10 +57,6 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    @property
-    def resume_alignment(self) -> int:
-        return self.batch_size
-
     def __init__(
         self,
         source: ModelSource,
@@ -63,9 +70,6 @@ class TransformersBackend(Backend):
         model: Any = None,
         tokenizer: Any = None,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.device, self.dtype = resolve_device_dtype(device, dtype)
         if batch_size < 1:
             raise CtxscaleError(f"batch_size must be >= 1, got {batch_size}")
@@ -93,20 +97,16 @@ class TransformersBackend(Backend):
             )
         self.model = model.to(self.device).eval()
         self.source = source
-        self._bos = self._leading_bos()
+        cfg = self.model.config.get_text_config(decoder=True)
+        types = getattr(cfg, "layer_types", None) or []
+        window = getattr(cfg, "sliding_window", None)
+        # Sliding-window models get full caches plus masks built from positions (see
+        # _position_masks), so padding inside a batch cannot shift their windows.
+        self.sliding_window = int(window) if window and "sliding_attention" in types else None
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-
-    def _leading_bos(self) -> list[int]:
-        """[BOS] if the tokenizer puts one in front of a text by default, else []."""
-        tok = self.tokenizer
-        with_special = tok("a", add_special_tokens=True)["input_ids"]
-        plain = tok("a", add_special_tokens=False)["input_ids"]
-        if len(with_special) > len(plain) and with_special[0] == tok.bos_token_id:
-            return [tok.bos_token_id]
-        return []
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -118,12 +118,9 @@ class TransformersBackend(Backend):
             "max_model_len": self.max_model_len,
         }
 
-    def encode(self, prefix: str, suffixes: Sequence[str]) -> tuple[list[int], list[list[int]]]:
-        """Prefix ids (with BOS) and suffix ids, tokenised separately."""
-        enc = self.tokenizer
-        prefix_ids = self._bos + enc(prefix, add_special_tokens=False)["input_ids"]
-        suffix_ids = [enc(s, add_special_tokens=False)["input_ids"] for s in suffixes]
-        return prefix_ids, suffix_ids
+    def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
+        """Token ids of each full prompt (see :func:`~ctxscale.inference.base.encode_prompts`)."""
+        return encode_prompts(self.tokenizer, prefix, suffixes)
 
     def generate(
         self,
@@ -131,44 +128,51 @@ class TransformersBackend(Backend):
         suffixes: Sequence[str],
         stop: Sequence[str],
         max_new_tokens: int,
+        start: int = 0,
     ) -> Iterator[Generation]:
-        import torch
-
-        prefix_ids, suffix_ids = self.encode(prefix, suffixes)
+        prompts = self.encode(prefix, suffixes)
+        fits = [not (self.max_model_len and len(p) >= self.max_model_len) for p in prompts]
+        n_shared = shared_prefix_len([p for p, ok in zip(prompts, fits, strict=True) if ok])
         with torch.inference_mode():
-            # Hold the last prefix token back: it is fed with every suffix (see module doc).
-            held, cached = prefix_ids[-1:], prefix_ids[:-1]
-            prefix_cache = self._encode_prefix(cached)
-            # Batches are fixed windows of batch_size instances (a pure function of the
-            # index), so a resumed run that starts on a window boundary batches as before.
-            for lo in range(0, len(suffix_ids), self.batch_size):
-                window = suffix_ids[lo : lo + self.batch_size]
-                n_pmts = [len(prefix_ids) + len(ids) for ids in window]
-                fits = [not (self.max_model_len and n >= self.max_model_len) for n in n_pmts]
-                rows = [held + ids for ids, ok in zip(window, fits, strict=True) if ok]
+            prefix_cache = None
+            # Batches are fixed windows of batch_size instances of the whole file, so a
+            # resumed run (start > 0) batches exactly as an unbroken one; outputs before
+            # ``start`` in the first window are computed again and dropped.
+            for lo in range(start - start % self.batch_size, len(prompts), self.batch_size):
+                window = range(lo, min(lo + self.batch_size, len(prompts)))
+                rows = [prompts[i][n_shared:] for i in window if fits[i]]
+                if rows and prefix_cache is None and n_shared:
+                    prefix_cache = self._encode_prefix(prompts[0][:n_shared])
                 outs = iter(
-                    self._decode_batch(rows, prefix_cache, len(cached), stop, max_new_tokens)
+                    self._decode_batch(rows, prefix_cache, n_shared, stop, max_new_tokens)
                     if rows
                     else []
                 )
-                for n_pmt, ok in zip(n_pmts, fits, strict=True):
-                    if not ok:
-                        yield Generation(n_pmt, "", 0, STATUS_OVER_MAX_LEN)
-                        continue
-                    text, n_gen = next(outs)
-                    yield Generation(n_pmt=n_pmt, output=text, n_gen=n_gen)
+                for i in window:
+                    gen = (
+                        Generation(len(prompts[i]), *next(outs))
+                        if fits[i]
+                        else Generation(len(prompts[i]), "", 0, STATUS_OVER_MAX_LEN)
+                    )
+                    if i >= start:
+                        yield gen
 
     def _encode_prefix(self, ids: list[int]) -> Any:
         """Run the shared prefix once; its cache is copied into every batch."""
-        import torch
-        from transformers import DynamicCache
-
         if not ids:
             return None
         cache = DynamicCache(config=self.model.config)
+        if self.sliding_window:  # keep every prefix position: pads may shift a row's window
+            cache.layers = [DynamicLayer() for _ in cache.layers]
         x = torch.tensor([ids], device=self.device)
         self.model(input_ids=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
         return cache
+
+    def _attention_mask(self, mask: torch.Tensor, q_pos: torch.Tensor) -> Any:
+        """The 2-D padding mask, or per-layer-type position masks for sliding-window models."""
+        if self.sliding_window:
+            return _position_masks(mask, q_pos, self.sliding_window)
+        return mask
 
     def _decode_batch(
         self,
@@ -179,9 +183,6 @@ class TransformersBackend(Backend):
         max_new_tokens: int,
     ) -> list[tuple[str, int]]:
         """Greedy-decode each row after the shared prefix; returns (text, n_gen) per row."""
-        import torch
-        from transformers import DynamicCache
-
         dev = self.device
         b = len(rows)
         width = max(len(r) for r in rows)
@@ -191,11 +192,7 @@ class TransformersBackend(Backend):
         for i, r in enumerate(rows):
             ids[i, width - len(r) :] = torch.tensor(r)
             suffix_mask[i, width - len(r) :] = 1
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(b)
-        else:
-            cache = DynamicCache(config=self.model.config)
+        cache = _batch_cache(prefix_cache, b, width + max_new_tokens, self.model.config)
         mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), suffix_mask], 1).to(dev)
         # Position of each token = number of real tokens before it; pads get position 0.
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n_prefix:]
@@ -207,7 +204,7 @@ class TransformersBackend(Backend):
         for step in range(max_new_tokens):
             out = self.model(
                 input_ids=ids,
-                attention_mask=mask,
+                attention_mask=self._attention_mask(mask, pos),
                 position_ids=pos,
                 past_key_values=cache,
                 use_cache=True,
@@ -215,8 +212,9 @@ class TransformersBackend(Backend):
             )
             nxt = out.logits[:, -1, :].argmax(-1)
             keep = []
+            alive = rows_alive.tolist()
             for slot, tok_id in enumerate(nxt.tolist()):
-                row = int(rows_alive[slot])
+                row = alive[slot]
                 gen = generated[row]
                 gen.append(tok_id)
                 done = tok_id in self.eos_ids
@@ -241,3 +239,91 @@ class TransformersBackend(Backend):
             ids, pos = nxt[:, None], next_pos
             next_pos = next_pos + 1
         return [r if r is not None else ("", 0) for r in results]
+
+
+def _position_masks(mask: torch.Tensor, q_pos: torch.Tensor, window: int) -> dict[str, Any]:
+    """4-D boolean masks (True = attend) from token positions instead of cache slots.
+
+    ``mask`` (batch, keys) marks real tokens (1) and pads (0); key positions are the running
+    count of real tokens, the queries are the last ``q_pos.shape[1]`` slots. A sliding layer
+    may see keys less than ``window`` positions back, as unbatched.
+    """
+    k_pos = mask.cumsum(-1) - 1
+    real = mask.bool()[:, None, None, :]
+    dist = q_pos[:, None, :, None] - k_pos[:, None, None, :]
+    full = real & (dist >= 0)
+    return {"full_attention": full, "sliding_attention": full & (dist < window)}
+
+
+def _batch_cache(prefix_cache: Any, batch: int, room: int, config: Any) -> Any:
+    """The prefix's cache for ``batch`` rows, with ``room`` free slots per full-attention layer.
+
+    Full-attention layers become :class:`PreallocatedLayer`s: the prefix is written once
+    into a buffer sized for the whole generation and each step writes one slot in place,
+    where the default layer re-concatenates the whole cache (batch x prompt) every step.
+    Without a prefix every attention layer gets one (sliding ones too: their masks come from
+    positions, see :func:`_position_masks`). Other layers are copied per row.
+    """
+    if prefix_cache is None:
+        cache = DynamicCache(config=config)
+        cache.layers = [
+            PreallocatedLayer(None, None, batch, room)
+            if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
+            else layer
+            for layer in cache.layers
+        ]
+        return cache
+    cache = copy.copy(prefix_cache)
+    cache.layers = []
+    for layer in prefix_cache.layers:
+        if type(layer) is DynamicLayer and layer.is_initialized:
+            cache.layers.append(PreallocatedLayer(layer.keys, layer.values, batch, room))
+        else:
+            new = copy.deepcopy(layer)
+            new.batch_repeat_interleave(batch)
+            cache.layers.append(new)
+    return cache
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A DynamicLayer whose keys/values are views of a buffer with free slots at the end."""
+
+    def __init__(self, keys: Any, values: Any, batch: int, room: int) -> None:
+        super().__init__()
+        self.batch, self.room = batch, room
+        if keys is not None:
+            self._allocate(keys, values)
+
+    def _allocate(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        _, h, n, d = keys.shape
+        shape = (self.batch, h, n + self.room, d)
+        self._k = torch.empty(shape, dtype=keys.dtype, device=keys.device)
+        self._v = torch.empty(shape, dtype=values.dtype, device=values.device)
+        self._k[:, :, :n] = keys  # broadcasts the single prefix row over the batch
+        self._v[:, :, :n] = values
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self._allocate(key_states[:, :, :0], value_states[:, :, :0])
+        n, m = self.keys.shape[-2], key_states.shape[-2]
+        if n + m > self._k.shape[-2]:  # out of room: grow by concatenation
+            self._k = torch.cat([self._k[:, :, :n], key_states], dim=-2)
+            self._v = torch.cat([self._v[:, :, :n], value_states], dim=-2)
+        else:
+            self._k[:, :, n : n + m] = key_states
+            self._v[:, :, n : n + m] = value_states
+        self.keys, self.values = self._k[:, :, : n + m], self._v[:, :, : n + m]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        n = self.keys.shape[-2]
+        self._k, self._v = self._k[indices, ...], self._v[indices, ...]
+        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        raise NotImplementedError("a preallocated layer is built for one batch")

@@ -7,7 +7,8 @@ Line 1 is ``{"settings": {...}}``; then one record per instance, in prompt order
 Records are appended to ``OUT.partial`` and flushed (and fsync'ed) one by one; when every
 instance is done the partial file is renamed to ``OUT``. A run killed at any point resumes
 from the partial: a torn last line is dropped, the settings must match, and generation
-starts at the first instance without a record, so nothing is lost or written twice. The
+starts at the first instance without a record, so nothing is lost or written twice (the
+backend is given every instance and the start index, so it batches as an unbroken run). The
 same inputs give a byte-identical shard (fixed key order, no timestamps).
 """
 
@@ -99,25 +100,20 @@ def write_shard(
     else:
         partial.write_text(dumps({"settings": header}) + "\n", encoding="utf-8")
         start = 0
-    align = max(1, int(backend.resume_alignment))
-    first = start - start % align  # regenerate up to align-1 instances to keep batches fixed
-    todo = prompts.instances[first:]
+    todo = prompts.instances[start:]
     gens = backend.generate(
-        prompts.prefix, [i.suffix for i in todo], prompts.stop, prompts.max_new_tokens
+        prompts.prefix,
+        [i.suffix for i in prompts.instances],
+        prompts.stop,
+        prompts.max_new_tokens,
+        start=start,
     )
     with partial.open("a", encoding="utf-8") as fh:
-        shown = _progress(gens, len(prompts.instances), first, progress)
-        for k, (inst, gen) in enumerate(zip(todo, shown, strict=True)):
-            if first + k < start:
-                continue  # already on disk
+        shown = _progress(gens, len(prompts.instances), start, progress)
+        for inst, gen in zip(todo, shown, strict=True):
             score = float(scorer(prompts.metric, gen.output, inst.reference))
-            rec = dict(
-                zip(
-                    RECORD_KEYS,
-                    (inst.id, gen.n_pmt, gen.output, gen.n_gen, score, gen.status),
-                    strict=True,
-                )
-            )
+            values = (inst.id, gen.n_pmt, gen.output, gen.n_gen, score, gen.status)
+            rec = dict(zip(RECORD_KEYS, values, strict=True))
             fh.write(dumps(rec) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
+from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation, encode_prompts
 from ctxscale.inference.fetch import ModelSource
 from ctxscale.models import ModelSpec
 
@@ -139,18 +139,18 @@ class VLLMBackend(Backend):
         return {"device": "cuda", **{k: self.kwargs.get(k) for k in keys}}
 
     def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
-        """BOS + prefix ids + suffix ids, tokenised separately (same rule as transformers)."""
-        tok = self.tokenizer
-        with_special = tok("a", add_special_tokens=True)["input_ids"]
-        plain = tok("a", add_special_tokens=False)["input_ids"]
-        bos = [tok.bos_token_id] if len(with_special) > len(plain) else []
-        head = bos + tok(prefix, add_special_tokens=False)["input_ids"]
-        return [head + tok(s, add_special_tokens=False)["input_ids"] for s in suffixes]
+        """Token ids of each full prompt, as the transformers backend makes them."""
+        return encode_prompts(self.tokenizer, prefix, suffixes)
 
     def generate(
-        self, prefix: str, suffixes: Sequence[str], stop: Sequence[str], max_new_tokens: int
+        self,
+        prefix: str,
+        suffixes: Sequence[str],
+        stop: Sequence[str],
+        max_new_tokens: int,
+        start: int = 0,
     ) -> Iterator[Generation]:
-        prompts = self.encode(prefix, suffixes)
+        prompts = self.encode(prefix, suffixes)[start:]
         plan = plan_requests(
             [len(p) for p in prompts], max_new_tokens, self.kwargs["max_model_len"]
         )
