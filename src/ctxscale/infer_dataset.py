@@ -13,7 +13,9 @@ the shards are not the job's declared output, so Snakemake never deletes a finis
 - when every shard is done, ``results/generations/{model}/{dataset}/manifest.tsv`` (path,
   bytes, sha256 of each shard) is written: the job's declared output.
 
-The shards run in one process, so Python and torch are imported once per job.
+The shards run in one process with one loaded model: the backend (and, for vLLM, its
+engine and prefix cache) is built once per job and reused for every shot count, instead
+of once per shard.
 """
 
 from __future__ import annotations
@@ -90,10 +92,43 @@ def prune_stale(shard: Path, want: dict[str, Any], log: Callable[[str], None] = 
                 path.unlink()
 
 
-def _run_infer(argv: list[str]) -> int:
-    from ctxscale.cli import main
+class SharedModelInfer:
+    """``ctxscale infer`` (same checks, same shard writer) keeping one backend per model.
 
-    return main(argv)
+    Called with ``infer``'s own argv; the first shard that needs work loads the model,
+    later shards of the same (config, model) reuse it.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str] | None = None
+        self._backend: Any = None
+
+    def __call__(self, argv: list[str]) -> int:
+        from ctxscale.inference.base import backend_class, load_prompts
+        from ctxscale.inference.cli import get_scorer, make_backend
+        from ctxscale.inference.cli import load_config as load_raw_config
+        from ctxscale.inference.fetch import cache_root, model_source
+        from ctxscale.inference.shards import write_shard
+
+        opts = dict(zip(argv[1::2], argv[2::2], strict=True))
+        config = load_raw_config(opts["--config"])
+        spec = model_by_name(config, opts["--model"])
+        backend_class(spec.backend).check_available()
+        prompts = load_prompts(opts["--prompts"])
+        cache = cache_root(config)
+        model_source(spec, cache)  # not fetched / not a GGUF: one error before loading
+        scorer = get_scorer()
+        out = Path(opts["--out"])
+        if out.exists():
+            return 0
+        key = (opts["--config"], spec.name)
+        if self._key != key:
+            self._backend = make_backend(spec.backend, spec, config, cache)
+            self._key = key
+        model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
+        write_shard(prompts, self._backend, model, out, scorer, progress=True)
+        print(f"wrote {out} ({len(prompts.instances)} instances)")
+        return 0
 
 
 def infer_dataset(
@@ -103,9 +138,10 @@ def infer_dataset(
     out: str | Path,
     prompts_dir: str = "results/prompts",
     generations_dir: str = "results/generations",
-    run: Callable[[list[str]], int] = _run_infer,
+    run: Callable[[list[str]], int] | None = None,
 ) -> list[str]:
     """Produce every shard of (model, dataset), then the list ``out``; returns the shards."""
+    run = run or SharedModelInfer()
     config = load_config(config_path)
     model_by_name(config, model)
     if dataset not in config["datasets"]:
