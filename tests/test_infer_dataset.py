@@ -113,3 +113,26 @@ def test_cap_prompts_lowers_max_new_tokens_only(work):
     assert main(["cap-prompts", "--max-new-tokens", "10", str(path)]) == 0  # never raises
     assert path.read_bytes() == before
     assert main(["cap-prompts", "--max-new-tokens", "0", str(path)]) == 2
+
+
+def test_the_model_is_loaded_once_per_job(work, monkeypatch):
+    import ctxscale.inference.cli as icli
+    import ctxscale.inference.shards as ishards
+    from ctxscale.infer_dataset import SharedModelInfer
+
+    Path("x").mkdir()  # the checkpoint's path
+    for k in (0, 2):
+        path = Path(f"results/prompts/gsm8k/{k}.json")
+        doc = json.loads(path.read_text())
+        path.write_text(json.dumps({**doc, "prefix": "Q: "}))
+    loads = []
+    monkeypatch.setattr(icli, "make_backend", lambda *a, **k: loads.append(a) or object())
+
+    def fake_write(prompts, backend, model, out, scorer, progress=True):
+        out.write_text(json.dumps({"settings": {"model": model["name"]}}) + "\n")
+        return out
+
+    monkeypatch.setattr(ishards, "write_shard", fake_write)
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=SharedModelInfer())
+    assert len(loads) == 1
+    assert len(Path("list.tsv").read_text().splitlines()) == 3
