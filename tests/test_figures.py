@@ -195,6 +195,19 @@ def test_report_has_every_table_figure_and_paper_number(report, res):
     assert "produced at the paper's scale" in text
     assert res.manifest_sha256() in text and "holdout_npmt" in text
     assert "Not produced" not in text
+    assert "What these points cannot show" not in text  # several C, prompts past n_ctx
+
+
+def test_report_states_what_a_small_design_cannot_show(paths, tmp_path):
+    points = pd.read_csv(paths["points"])
+    fitted = points[points["role"] == "fit"]
+    small = fitted[(fitted["C"] == fitted["C"].min()) & (fitted["n_pmt"] <= fitted["n_ctx"])]
+    small_path = tmp_path / "points.csv"
+    small.to_csv(small_path, index=False)
+    md, _ = write_report(Results(Inputs(points=small_path)), tmp_path / "report.md")
+    text = md.read_text()
+    assert "the compute exponent alpha is not identified" in text
+    assert "the penalty term is not exercised" in text
 
 
 def test_report_lists_outputs_missing_at_this_scale(paths, tmp_path):

@@ -193,6 +193,30 @@ def _scale_section(doc: Report, res: Results) -> None:
             "configuration on GPUs (see the README)."
         )
     doc.items(summary)
+    caveats = _design_caveats(pts)
+    if caveats:
+        doc.p("**What these points cannot show.** " + " ".join(caveats))
+
+
+def _design_caveats(pts) -> list[str]:
+    """Limits of the fitted points' design that a reader must know before reading the fits."""
+    if pts is None:
+        return []
+    fit = pts[pts["role"] == "fit"]
+    caveats = []
+    if fit["C"].nunique() < 2:
+        caveats.append(
+            "Every fitted model has the same training compute, so the compute exponent alpha "
+            "is not identified: predictions at other compute (the out-of-distribution check) "
+            "follow an arbitrary alpha, as its bootstrap interval shows."
+        )
+    if not (fit["n_pmt"] > fit["n_ctx"]).any():
+        caveats.append(
+            "No fitted point has a prompt longer than its model's context limit "
+            "(n_pmt > n_ctx), so the penalty term is not exercised and the ablation's "
+            "n_pmt > n_ctx column is empty."
+        )
+    return caveats
 
 
 def _provenance_section(doc: Report, res: Results) -> None:
