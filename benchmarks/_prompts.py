@@ -25,7 +25,7 @@ def question(rng: random.Random) -> tuple[str, str]:
 
 
 def make_prompts(n_shots: int, n_instances: int, seed: int = 31337) -> dict:
-    """A prompts-file dict (BRIEF contract 2) with ``n_shots`` demonstrations."""
+    """A prompts-file dict with ``n_shots`` demonstrations."""
     rng = random.Random(seed)
     demos = [question(rng) for _ in range(n_shots)]
     test = [question(rng) for _ in range(n_instances)]

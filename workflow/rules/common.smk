@@ -10,6 +10,10 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+# Rules call the `ctxscale` installed beside the Python that runs Snakemake, so
+# `.venv/bin/snakemake` works without an activated environment.
+shell.prefix(f"set -euo pipefail; export PATH='{Path(sys.executable).parent}':$PATH; ")
+
 from ctxscale import artifacts  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
@@ -126,7 +130,7 @@ def infer_runtime(wildcards):
 
 
 def fit_options(wildcards):
-    """`ctxscale fit` options of each fit of the workflow (BRIEF contract 5)."""
+    """`ctxscale fit` options of each fit of the workflow."""
     fit = config["fit"]
     common = f"--where role=fit --loss {fit['loss']} --seed {fit['seed']} --bootstrap {fit['bootstrap']}"
     penalty = f"--penalty {fit['penalty']}"

@@ -1,4 +1,4 @@
-# Prompts (BRIEF contract 2): one job per dataset writes the model-independent prompts
+# Prompts: one job per dataset writes the model-independent prompts
 # file of every shot count (instance selection once, demonstrations per shot count).
 
 

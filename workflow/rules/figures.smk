@@ -1,4 +1,4 @@
-# Figures (PDF + PNG) and tables (CSV + Markdown), each its own target (BRIEF contract 6).
+# Figures (PDF + PNG) and tables (CSV + Markdown), each its own target.
 
 
 rule figure:

@@ -1,4 +1,4 @@
-# Fits of the law on the fit-role models (BRIEF contract 5):
+# Fits of the law on the fit-role models:
 #   main              context-aware law, the configured penalty
 #   no_penalty        the penalty ablation
 #   extrapolation     fit on n_pmt < fit.holdout_npmt, MAE on the rest

@@ -1,4 +1,4 @@
-# Model weights and generation shards (BRIEF contract 3).
+# Model weights and generation shards.
 #
 # One inference job per (model, dataset) runs every shot count through `ctxscale infer`
 # (via `ctxscale infer-dataset`). The shards themselves are not declared outputs, so a

@@ -1,4 +1,4 @@
-# Aggregation: shards -> results/scores.csv and results/points.csv (BRIEF contract 4).
+# Aggregation: shards -> results/scores.csv and results/points.csv.
 
 
 rule scores:

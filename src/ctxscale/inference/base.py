@@ -40,7 +40,7 @@ class Instance:
 
 @dataclass(frozen=True)
 class PromptFile:
-    """The content of one prompts file (BRIEF contract 2), validated."""
+    """The content of one prompts file, validated."""
 
     dataset: str
     task: str
