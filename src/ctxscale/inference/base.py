@@ -164,6 +164,12 @@ class Backend(ABC):
     """An inference engine for one model. Subclasses are constructed once per shard."""
 
     name: str = ""
+    #: The model's Hugging Face tokenizer; every backend tokenises prompts the same way.
+    tokenizer: Any = None
+
+    def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
+        """Token ids of each full prompt (see :func:`encode_prompts`)."""
+        return encode_prompts(self.tokenizer, prefix, suffixes)
 
     @classmethod
     def check_available(cls) -> None:

@@ -35,7 +35,6 @@ from ctxscale.inference.base import (
     Backend,
     Generation,
     cut_at_stop,
-    encode_prompts,
     shared_prefix_len,
 )
 from ctxscale.inference.fetch import ModelSource
@@ -117,10 +116,6 @@ class TransformersBackend(Backend):
             "threads": self.threads,
             "max_model_len": self.max_model_len,
         }
-
-    def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
-        """Token ids of each full prompt (see :func:`~ctxscale.inference.base.encode_prompts`)."""
-        return encode_prompts(self.tokenizer, prefix, suffixes)
 
     def generate(
         self,

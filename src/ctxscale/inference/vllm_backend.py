@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation, encode_prompts
+from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
 from ctxscale.inference.fetch import ModelSource
 from ctxscale.models import ModelSpec
 
@@ -137,10 +137,6 @@ class VLLMBackend(Backend):
             "hf_overrides",
         )
         return {"device": "cuda", **{k: self.kwargs.get(k) for k in keys}}
-
-    def encode(self, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
-        """Token ids of each full prompt, as the transformers backend makes them."""
-        return encode_prompts(self.tokenizer, prefix, suffixes)
 
     def generate(
         self,
