@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from ctxscale import artifacts
 from ctxscale.aggregate import POINT_COLUMNS, SCORE_COLUMNS, build_points, build_scores
@@ -162,3 +163,42 @@ def test_artifact_list_follows_the_config():
     assert len([p for p in every if p.endswith("/manifest.tsv")]) == 3 * 3  # per (model, dataset)
     declared = artifacts.targets(CONFIG)
     assert not [p for p in declared if p.endswith(".jsonl")]
+
+
+def _scores(rows):
+    """A scores table of one (model, n_shots) from (dataset, n_pmt, score) rows."""
+    base = {"family": "f", "model": "m", "role": "fit", "task": "arithmetic", "n_shots": 0}
+    base |= {"n_ctx": 4096, "N": 1.0, "D": 1.0, "C": 6.0, "n_instances": 1, "n_excluded": 0}
+    return pd.DataFrame([{**base, "dataset": d, "n_pmt": n, "score": s} for d, n, s in rows])
+
+
+ARITHMETIC = [("gsm8k", 400.0, 0.2), ("math", 600.0, 0.1), ("aqua_rat", 300.0, 0.3)]
+ARITHMETIC += [(f"dm_math__m{i}", 100.0, 0.9) for i in range(56)]
+
+
+def test_dataset_groups_average_deepmind_modules_into_one_dataset():
+    pts = build_points(_scores(ARITHMETIC), "dataset_groups")
+    row = pts.iloc[0]
+    assert row.n_datasets == 59 and row.n_groups == 4
+    assert row.score == pytest.approx((0.2 + 0.1 + 0.3 + 0.9) / 4)
+    assert row.n_pmt == pytest.approx((400 + 600 + 300 + 100) / 4)
+
+
+def test_datasets_aggregation_is_the_flat_mean_sensitivity_variant():
+    row = build_points(_scores(ARITHMETIC), "datasets").iloc[0]
+    assert row.n_datasets == 59 and row.n_groups == 59
+    assert row.score == pytest.approx((0.6 + 0.9 * 56) / 59)
+    with pytest.raises(CtxscaleError, match="unknown aggregation 'x'"):
+        build_points(_scores(ARITHMETIC), "x")
+
+
+def test_cli_writes_the_sensitivity_points_beside_the_points(tmp_path, gens):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    pts = tmp_path / "points.csv"
+    args = ["scores", "--config", str(cfg), "--generations", str(gens)]
+    assert main([*args, "--out", str(tmp_path / "s.csv"), "--points", str(pts)]) == 0
+    flat = pd.read_csv(tmp_path / "points_by_datasets.csv")
+    assert set(flat.n_groups) == {1, 2} and artifacts.sensitivity_points(CONFIG).endswith(
+        "points_by_datasets.csv"
+    )

@@ -3,10 +3,15 @@
 ``results/scores.csv``: one row per (model, dataset, n_shots) with the model's law inputs
 (N, D, C = 6 N D, n_ctx) from the config, the mean prompt length n_pmt and the mean metric
 value (score) over the instances the backend ran. ``results/points.csv``: one row per
-(model, task, n_shots), the unweighted mean over the task's datasets (as the paper
-aggregates a task). Instances whose status is not "ok" (e.g. "over_context", a prompt the
-backend could not run) are not scored; they are counted in ``n_excluded`` and named on
-stderr, never dropped silently.
+(model, task, n_shots). With ``scores.aggregation: dataset_groups`` (the default) the
+modules of a dataset group (the 56 DeepMind Mathematics modules, ``dm_math__<module>``)
+are first averaged into one dataset, and then the task's datasets are averaged equally
+(score and n_pmt), so arithmetic is GSM8K, MATH, AQuA and DeepMind at a quarter each rather
+than 56 of 59 parts DeepMind. ``datasets`` averages every dataset equally; the variant not
+chosen is written beside the points as a sensitivity table (``points_by_*.csv``).
+Instances whose status is not "ok" (e.g. "over_context", a prompt the backend could not
+run) are not scored; they are counted in ``n_excluded`` and named on stderr, never dropped
+silently.
 """
 
 from __future__ import annotations
@@ -54,7 +59,9 @@ POINT_COLUMNS = [
     "n_pmt",
     "score",
     "n_datasets",
+    "n_groups",
 ]
+AGGREGATIONS = ("dataset_groups", "datasets")
 _RECORD_FIELDS = ("id", "n_pmt", "score", "status")
 
 
@@ -165,21 +172,50 @@ def build_scores(
     )
 
 
-def build_points(scores: pd.DataFrame) -> pd.DataFrame:
-    """Task-level points: the unweighted mean of a task's datasets at one (model, n_shots)."""
+def dataset_group(dataset: str) -> str:
+    """The group a dataset is averaged in first: ``dm_math`` for ``dm_math__<module>``."""
+    return dataset.split("__", 1)[0]
+
+
+def _mean_rows(grp: pd.DataFrame) -> tuple[float, float]:
+    """Unweighted means of n_pmt and score over the rows, in a fixed (dataset) order."""
+    grp = grp.sort_values("dataset", kind="mergesort")
+    return math.fsum(grp["n_pmt"]) / len(grp), math.fsum(grp["score"]) / len(grp)
+
+
+def build_points(scores: pd.DataFrame, aggregation: str = "dataset_groups") -> pd.DataFrame:
+    """Task-level points at one (model, n_shots): the unweighted mean of the task's datasets,
+    after averaging each dataset group's members into one dataset (``dataset_groups``) or
+    not (``datasets``)."""
+    if aggregation not in AGGREGATIONS:
+        raise CtxscaleError(
+            f"unknown aggregation {aggregation!r}; known: {', '.join(AGGREGATIONS)}"
+        )
     keys = ["family", "model", "role", "task", "n_shots", "n_ctx", "N", "D", "C"]
+    scores = scores.assign(
+        group=[
+            dataset_group(d) if aggregation == "dataset_groups" else d for d in scores["dataset"]
+        ]
+    )
     rows = []
     for key, grp in scores.groupby(keys, sort=True):
-        grp = grp.sort_values("dataset", kind="mergesort")
+        means = [_mean_rows(g) for _, g in grp.groupby("group", sort=True)]
         row = dict(zip(keys, key, strict=True))
-        row["n_pmt"] = math.fsum(grp["n_pmt"]) / len(grp)
-        row["score"] = math.fsum(grp["score"]) / len(grp)
+        row["n_pmt"] = math.fsum(m[0] for m in means) / len(means)
+        row["score"] = math.fsum(m[1] for m in means) / len(means)
         row["n_datasets"] = len(grp)
+        row["n_groups"] = len(means)
         rows.append(row)
     df = pd.DataFrame(rows, columns=POINT_COLUMNS)
     return df.sort_values(["family", "model", "task", "n_shots"], kind="mergesort").reset_index(
         drop=True
     )
+
+
+def sensitivity_path(points_path: str | Path, aggregation: str) -> Path:
+    """Where the points of the aggregation not chosen go: beside the points table."""
+    path = Path(points_path)
+    return path.with_name(f"{path.stem}_by_{aggregation}{path.suffix}")
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
@@ -196,10 +232,16 @@ def _run(args: argparse.Namespace) -> int:
     scores = build_scores(config, args.generations, args.prompts)
     if scores.empty:
         raise CtxscaleError("no scored instances in any shard: nothing to aggregate")
-    points = build_points(scores)
+    chosen = config["scores"]["aggregation"]
+    other = next(a for a in AGGREGATIONS if a != chosen)
+    points = build_points(scores, chosen)
     write_table(scores, args.out)
     write_table(points, args.points)
-    print(f"scores: {len(scores)} rows -> {args.out}; {len(points)} points -> {args.points}")
+    write_table(build_points(scores, other), sensitivity_path(args.points, other))
+    print(
+        f"scores: {len(scores)} rows -> {args.out}; {len(points)} points ({chosen}) -> "
+        f"{args.points}; sensitivity ({other}) -> {sensitivity_path(args.points, other)}"
+    )
     return 0
 
 

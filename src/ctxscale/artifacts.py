@@ -144,9 +144,16 @@ def prompts(config: dict[str, Any]) -> list[str]:
     return [prompt_path(d, k) for d in config["datasets"] for k in config["n_shots"]]
 
 
+def sensitivity_points(config: dict[str, Any]) -> str:
+    """The points table of the aggregation the config did not choose (a sensitivity table)."""
+    chosen = (config.get("scores") or {}).get("aggregation", "dataset_groups")
+    other = "datasets" if chosen == "dataset_groups" else "dataset_groups"
+    return f"results/points_by_{other}.csv"
+
+
 def analysis_artifacts(config: dict[str, Any]) -> list[str]:
     """Scores, fits, predictions, figures and tables (everything after inference but the report)."""
-    out = ["results/scores.csv", "results/points.csv"]
+    out = ["results/scores.csv", "results/points.csv", sensitivity_points(config)]
     out += [f"results/fits/{f}.json" for f in FITS]
     out += [f"results/predictions/{p}.csv" for p in prediction_names(config)]
     for name in figure_names(config):

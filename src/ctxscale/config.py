@@ -79,8 +79,62 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             raise CtxscaleError(f"config: {where}: unknown setting; known here: {known}")
         raise CtxscaleError(f"config: {_field(err.absolute_path)}: {err.message}")
     filled["datasets"] = expand_datasets(filled["datasets"])
+    check_paper_scale(filled)
     models_from_config(filled)
     return filled
+
+
+#: ``data.tokenizer`` value that chooses the tokenizer-free length estimate, ceil(bytes / 4).
+BYTES_DIV_4 = "bytes/4"
+
+
+def check_paper_scale(config: dict[str, Any]) -> None:
+    """Refuse default-scale settings that would change the paper-scale numbers.
+
+    Presets are merged over ``config.yaml`` key by key, so a default-scale value the preset
+    does not restate leaks into it: a ``data.max_new_tokens`` cap would cut GSM8K's 400 new
+    tokens, and a missing ``data.tokenizer`` would filter instances by bytes / 4 silently.
+    """
+    if config.get("scale") != "paper":
+        return
+    data = config["data"]
+    if data.get("max_new_tokens") is not None:
+        raise CtxscaleError(
+            f"config: data.max_new_tokens: {data['max_new_tokens']} caps every dataset's new "
+            "tokens at scale paper; set it to null so each dataset keeps its own"
+        )
+    if not data.get("tokenizer"):
+        raise CtxscaleError(
+            "config: data.tokenizer: scale paper needs the models' tokenizer for the "
+            f"instance-length filter (or {BYTES_DIV_4!r} to choose the estimate explicitly)"
+        )
+
+
+def merge_configs(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge config files as Snakemake's ``--configfile`` does: later ones update earlier
+    ones, mappings key by key, everything else (lists included) replaced whole."""
+    from snakemake.utils import update_config
+
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        update_config(merged, copy.deepcopy(layer))
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CtxscaleError(f"config {path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise CtxscaleError(f"config {path}:{where} is not valid YAML") from None
+    if data is not None and not isinstance(data, dict):
+        raise CtxscaleError(f"config {path}: the top level must be a mapping of settings")
+    return data or {}
 
 
 def expand_datasets(names: list[str]) -> list[str]:
@@ -108,21 +162,18 @@ def expand_datasets(names: list[str]) -> list[str]:
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file, validate it and fill in the defaults."""
-    path = Path(path)
+    return load_configs([path])
+
+
+def load_configs(paths: list[str | Path]) -> dict[str, Any]:
+    """Read config files, merge them as Snakemake does (:func:`merge_configs`), validate."""
+    if not paths:
+        raise CtxscaleError("config: no config file given")
+    merged = merge_configs([_read_yaml(Path(p)) for p in paths])
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CtxscaleError(f"config {path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise CtxscaleError(f"config {path}:{where} is not valid YAML") from None
-    try:
-        return validate_config(data if data is not None else {})
+        return validate_config(merged)
     except CtxscaleError as exc:
-        raise CtxscaleError(f"{path}: {exc}") from None
+        raise CtxscaleError(f"{' + '.join(map(str, paths))}: {exc}") from None
 
 
 def dump_config(config: dict[str, Any]) -> str:
@@ -151,11 +202,74 @@ def write_config(config: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+AGGREGATIONS = {
+    "dataset_groups": "a group's datasets (DeepMind Mathematics modules) are averaged into one "
+    "dataset first, then the task's datasets equally",
+    "datasets": "every dataset of the task equally (each DeepMind Mathematics module counts "
+    "as one dataset)",
+}
+
+
+def length_filter(config: dict[str, Any]) -> str:
+    """How the instance-length filter measures tokens, in words (reported, never silent)."""
+    data = config.get("data") or {}
+    tok = data.get("tokenizer")
+    measure = (
+        "ceil(UTF-8 bytes / 4), no tokenizer"
+        if tok in (None, BYTES_DIV_4)
+        else f"the tokenizer {tok}"
+    )
+    chosen = "" if tok else " (data.tokenizer unset: the estimate by default)"
+    limit = data.get("max_instance_tokens", 256)
+    return f"examples over {limit} tokens dropped; measured with {measure}{chosen}"
+
+
+def resolved_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per dataset of a validated config: task, aggregation group and the new-token limits."""
+    from ctxscale.aggregate import dataset_group
+    from ctxscale.prompts_cap import effective_max_new_tokens
+    from ctxscale.tasks import get_spec
+
+    cap = config["data"]["max_new_tokens"]
+    rows = []
+    for name in config["datasets"]:
+        spec = get_spec(name)
+        rows.append(
+            {
+                "dataset": name,
+                "task": spec.task,
+                "group": dataset_group(name),
+                "max_new_tokens": effective_max_new_tokens(spec.max_new_tokens, cap),
+                "registry_max_new_tokens": spec.max_new_tokens,
+            }
+        )
+    return rows
+
+
+def resolved_summary(config: dict[str, Any], sources: list[str]) -> str:
+    """What the resolved config runs: per-dataset max new tokens, length filter, aggregation."""
+    agg = config["scores"]["aggregation"]
+    cap = config["data"]["max_new_tokens"]
+    lines = [
+        f"# config: {' + '.join(sources)} (scale {config['scale']})",
+        f"# length filter: {length_filter(config)}",
+        f"# aggregation: {agg}: {AGGREGATIONS[agg]}",
+        "# max_new_tokens: "
+        + ("each dataset's own (registry)" if cap is None else f"capped at {cap}"),
+        "dataset\ttask\tgroup\tmax_new_tokens\tregistry_max_new_tokens",
+    ]
+    for r in resolved_rows(config):
+        lines.append("\t".join(str(r[k]) for k in r))
+    return "\n".join(lines) + "\n"
+
+
 def _run(args: Any) -> int:
-    config = load_config(args.config)
+    config = load_configs(args.config)
     if args.out:
         write_config(config, args.out)
-        print(f"config: {args.config} is valid -> {args.out}")
+        print(f"config: {' + '.join(args.config)} is valid -> {args.out}")
+    elif args.resolved:
+        print(resolved_summary(config, args.config), end="")
     else:
         print(dump_config(config), end="")
     return 0
@@ -164,9 +278,20 @@ def _run(args: Any) -> int:
 def add_cli(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "config",
-        help="validate a config file and print (or write) it with every default filled in",
-        description="Validate CONFIG against the schema; print the resolved config or write it.",
+        help="validate config files and print (or write) the resolved config",
+        description="Merge CONFIG files as Snakemake's --configfile does (later ones update "
+        "earlier ones), validate, and print the resolved config with every default filled in.",
     )
-    p.add_argument("config", help="experiment config (YAML)")
+    p.add_argument(
+        "config",
+        nargs="+",
+        help="experiment config(s) (YAML), e.g. config.yaml workflow/presets/paper.yaml",
+    )
     p.add_argument("--out", help="write the resolved config here instead of printing it")
+    p.add_argument(
+        "--resolved",
+        action="store_true",
+        help="print what runs per dataset (max new tokens, task, aggregation group), the "
+        "length filter's tokenizer and the task aggregation",
+    )
     p.set_defaults(func=_run)

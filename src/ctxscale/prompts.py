@@ -4,9 +4,10 @@ A demonstration is ``prefix_seq + input + suffix_seq + reference + separator``; 
 is ``(prefix_seq + input + suffix_seq).rstrip()``. The full prompt is the instruction, the
 demonstrations and the question, so everything before the question is identical for every
 instance of one (dataset, n_shots, seed): that is the ``prefix`` of the prompts file, the part
-a backend can encode once and reuse (prefix / KV caching). ``n_pmt`` counts the tokens of
-``prefix + suffix`` under a model's own tokenizer, without special tokens (as the
-original's per-example length check; backends add BOS themselves).
+a backend can encode once and reuse (prefix / KV caching). ``n_pmt`` is the length of the
+token ids a backend feeds the model for ``prefix + suffix``, BOS included, as the original's
+``len(prompt_token_ids)`` (see ``ctxscale.inference.base``). The 256-token filter on single
+examples counts without special tokens (:func:`token_counter`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def token_counter(tokenizer: Any | None) -> tuple[TokenCounter, str]:
 
 
 def count_n_pmt(prefix: str, suffix: str, tokenizer: Any | None) -> int:
-    """n_pmt: tokens of the full prompt ``prefix + suffix`` (no special tokens)."""
+    """Tokens of the full prompt ``prefix + suffix`` without special tokens: n_pmt less the
+    BOS a backend adds in front (``ctxscale.inference.base.encode_prompts``)."""
     count, _ = token_counter(tokenizer)
     return count(prefix + suffix)

@@ -17,6 +17,11 @@ from pathlib import Path
 from ctxscale.errors import CtxscaleError
 
 
+def effective_max_new_tokens(registry_value: int, cap: int | None) -> int:
+    """The max new tokens a dataset runs with: its registry value, lowered to ``cap`` if set."""
+    return registry_value if cap is None else min(registry_value, cap)
+
+
 def cap_prompts(path: str | Path, cap: int) -> bool:
     """Cap one prompts file in place (atomically); True when it changed."""
     path = Path(path)
@@ -27,9 +32,9 @@ def cap_prompts(path: str | Path, cap: int) -> bool:
     current = doc.get("max_new_tokens")
     if not isinstance(current, int):
         raise CtxscaleError(f"{path}: no integer 'max_new_tokens'")
-    if current <= cap:
+    if effective_max_new_tokens(current, cap) == current:
         return False
-    doc["max_new_tokens"] = cap
+    doc["max_new_tokens"] = effective_max_new_tokens(current, cap)
     tmp = path.with_name(path.name + ".tmp")
     text = json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
     tmp.write_text(text, encoding="utf-8")

@@ -159,6 +159,7 @@ def _scale_section(doc: Report, res: Results) -> None:
             f"training compute C of fitted models: {fit['C'].min():.4g} .. {fit['C'].max():.4g} "
             "FLOPs",
             f"prompt lengths n_pmt: {pts['n_pmt'].min():,.0f} .. {pts['n_pmt'].max():,.0f} tokens",
+            *_npmt_ranges(pts),
             "n_shots: " + _fmt_list(str(int(s)) for s in sorted(pts["n_shots"].unique())),
         ]
         for role in ("ood", "technique"):
@@ -192,10 +193,35 @@ def _scale_section(doc: Report, res: Results) -> None:
             "the law's form on this regime; the paper's numbers need the paper-scale "
             "configuration on GPUs (see the README)."
         )
-    doc.items(summary)
+    doc.items(summary + _evaluation_notes(res))
     caveats = _design_caveats(pts)
     if caveats:
         doc.p("**What these points cannot show.** " + " ".join(caveats))
+
+
+def _npmt_ranges(pts) -> list[str]:
+    """Each task's n_pmt range: how far its points reach towards the longest contexts."""
+    return [
+        f"n_pmt of {task}: {g['n_pmt'].min():,.0f} .. {g['n_pmt'].max():,.0f} tokens"
+        for task, g in pts.groupby("task", sort=True)
+    ]
+
+
+def _evaluation_notes(res: Results) -> list[str]:
+    """How instances were filtered and a task's score aggregated, and what stays fixed."""
+    if not res.has("config"):
+        return []
+    from ctxscale.config import AGGREGATIONS, length_filter
+
+    config = res.config
+    agg = (config.get("scores") or {}).get("aggregation", "dataset_groups")
+    return [
+        f"instance-length filter: {length_filter(config)}",
+        f"task score and n_pmt: aggregation `{agg}`: {AGGREGATIONS[agg]}",
+        "evaluation instances: one seeded set per dataset serves every n_shots (the original "
+        "redraws them per n_shots), so the points of one dataset differ only in their "
+        "demonstrations and the shot count's effect is not mixed with a change of instances",
+    ]
 
 
 def _design_caveats(pts) -> list[str]:

@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 
 from ctxscale import metrics, prompts, sources
+from ctxscale.config import BYTES_DIV_4
 from ctxscale.errors import CtxscaleError
 
 TASKS = ("arithmetic", "common_sense", "translation")
@@ -445,8 +446,9 @@ def write_json(doc: dict, path: Path) -> None:
 
 
 def load_tokenizer(name_or_dir: str | None) -> Any | None:
-    """A transformers tokenizer from a local directory or hub id (offline if cached), or None."""
-    if not name_or_dir:
+    """A transformers tokenizer from a local directory or hub id (offline if cached), or None
+    for the tokenizer-free estimate (``bytes/4``, or nothing given)."""
+    if not name_or_dir or name_or_dir == BYTES_DIV_4:
         return None
     from transformers import AutoTokenizer
 
@@ -552,7 +554,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hub-path", help="read hub datasets from DIR/{hub id} (a local mirror)")
     p.add_argument(
         "--tokenizer",
-        help="tokenizer directory or id for the 256-token filter (default: ceil(UTF-8 bytes / 4))",
+        help="tokenizer directory or id for the 256-token filter, or bytes/4 for the "
+        "tokenizer-free estimate ceil(UTF-8 bytes / 4) (also the default, with a warning)",
     )
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--max-instances", type=int, default=MAX_EVAL_INSTANCES)
@@ -674,15 +677,27 @@ def _cmd_count(args: argparse.Namespace) -> int:
     return 0
 
 
+def length_filter_note(tokenizer_arg: str | None, tok_name: str, max_tokens: int) -> str:
+    """The log line that says how the instance-length filter measured (never silent)."""
+    line = f"length filter: examples over {max_tokens} tokens dropped, measured with {tok_name}"
+    if not tokenizer_arg:
+        line += f" (no --tokenizer given: the estimate by default; --tokenizer {BYTES_DIV_4} "
+        line += "chooses it explicitly)"
+    return line
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     spec = get_spec(args.dataset)
+    tokenizer = load_tokenizer(args.tokenizer)
+    _, tok_name = prompts.token_counter(tokenizer)
+    print(length_filter_note(args.tokenizer, tok_name, args.max_example_tokens), file=sys.stderr)
     out = args.out_dir or os.path.join("results", "prompts", spec.name)
     paths = prepare(
         spec.name,
         args.n_shots,
         out,
         _options(args, spec),
-        load_tokenizer(args.tokenizer),
+        tokenizer,
         args.max_instances,
         args.max_example_tokens,
     )

@@ -7,8 +7,10 @@ rule scores:
     output:
         scores="results/scores.csv",
         points="results/points.csv",
+        sensitivity=artifacts.sensitivity_points(config),
     params:
         config=CFG,
+        aggregation=config["scores"]["aggregation"],
         models=[settings_of(m) for m in MODELS],
     log:
         "logs/scores.log",

@@ -1,0 +1,170 @@
+"""The paper preset as Snakemake resolves it: config.yaml + workflow/presets/paper.yaml.
+
+Snakemake merges ``--configfile`` files key by key (``snakemake.utils.update_config``), so
+a default-scale setting that the preset does not restate leaks into the paper scale. These
+tests resolve the two files with Snakemake's own merge (and once through a real dry run)
+and check what the paper scale runs: every dataset's own max new tokens, the models'
+tokenizer for the 256-token filter, the paper's settings as a whole.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config
+
+from ctxscale.cli import main
+from ctxscale.config import merge_configs, validate_config
+from ctxscale.errors import CtxscaleError
+from ctxscale.prompts_cap import effective_max_new_tokens
+from ctxscale.tasks import get_spec, registry
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "config.yaml"
+PAPER = ROOT / "workflow/presets/paper.yaml"
+LLAMA2_TOKENIZER = "meta-llama/Llama-2-7b-hf"
+# The original's max new tokens (PAPER.md): 400 arithmetic, 256 WMT, 5 letters, 1 CSQA.
+PAPER_MAX_NEW_TOKENS = {
+    "gsm8k": 400,
+    "math": 400,
+    "dm_math__arithmetic__add_or_sub": 400,
+    "aqua_rat": 5,
+    "arc_easy": 5,
+    "hellaswag": 5,
+    "commonsense_qa": 1,
+    "wmt14_de_en": 256,
+    "wmt14_hi_en": 256,
+}
+# config.yaml leaves that the paper preset may inherit unchanged (none today): anything else
+# the preset does not restate is a default-scale setting leaking into the paper scale.
+SHARED_WITH_DEFAULT: set[tuple[str, ...]] = set()
+
+
+def snakemake_merge(*files: Path) -> dict:
+    """The config Snakemake builds from ``configfile:`` + ``--configfile`` files."""
+    config: dict = {}
+    for f in files:
+        update_config(config, yaml.safe_load(f.read_text()))
+    return config
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return validate_config(snakemake_merge(DEFAULT, PAPER))
+
+
+def leaves(d: dict, path: tuple[str, ...] = ()):
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, (*path, key))
+        else:
+            yield (*path, key)
+
+
+def restated(d: dict, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return False
+        d = d[key]
+    return True
+
+
+def test_merge_configs_is_snakemakes_merge():
+    layers = [yaml.safe_load(f.read_text()) for f in (DEFAULT, PAPER)]
+    assert merge_configs(layers) == snakemake_merge(DEFAULT, PAPER)
+
+
+def test_every_dataset_keeps_its_own_max_new_tokens_at_paper_scale(paper):
+    cap = paper["data"]["max_new_tokens"]
+    assert cap is None
+    for name in paper["datasets"]:
+        want = get_spec(name).max_new_tokens
+        assert effective_max_new_tokens(want, cap) == want, name
+    for name, want in PAPER_MAX_NEW_TOKENS.items():
+        assert effective_max_new_tokens(get_spec(name).max_new_tokens, cap) == want, name
+
+
+def test_no_default_scale_setting_leaks_into_the_paper_preset():
+    base = yaml.safe_load(DEFAULT.read_text())
+    preset = yaml.safe_load(PAPER.read_text())
+    leaked = [p for p in leaves(base) if not restated(preset, p) and p not in SHARED_WITH_DEFAULT]
+    assert not leaked, (
+        "config.yaml settings that workflow/presets/paper.yaml does not restate (they leak "
+        f"into the paper scale): {['.'.join(p) for p in leaked]}"
+    )
+
+
+def test_resolved_paper_config_is_the_papers_setup(paper):
+    assert paper["scale"] == "paper" and paper["seed"] == 31337
+    assert paper["n_shots"] == [0, 1, 3, 7, 15, 31, 63, 127, 255, 511]
+    assert set(paper["datasets"]) == set(registry()) - {
+        n for n in registry() if n.startswith("mini_")
+    }
+    data = paper["data"]
+    assert data["source"] == "hub" and data["dm_difficulty"] == [0.0, 1.0]
+    assert data["max_instances"] == 250 and data["max_instance_tokens"] == 256
+    assert data["max_new_tokens"] is None
+    assert data["tokenizer"] == LLAMA2_TOKENIZER
+    assert paper["scores"]["aggregation"] == "dataset_groups"
+    inference = paper["inference"]
+    assert inference["dtype"] == "bfloat16" and inference["max_model_len"] == 131072
+    assert inference["enable_prefix_caching"] is True
+    assert paper["fit"]["holdout_npmt"] == 10000 and paper["fit"]["seed"] == 31337
+    fitted = [c for f in paper["families"] if f["role"] == "fit" for c in f["checkpoints"]]
+    assert len(fitted) == 12
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"max_new_tokens": 24, "tokenizer": LLAMA2_TOKENIZER}, "data.max_new_tokens: 24 caps"),
+        ({"tokenizer": None}, "data.tokenizer: scale paper needs"),
+    ],
+)
+def test_paper_scale_refuses_default_scale_settings(paper, data, message):
+    bad = {**paper, "data": {**paper["data"], **data}}
+    with pytest.raises(CtxscaleError, match=message):
+        validate_config(bad)
+
+
+def test_bytes_div_4_is_an_explicit_choice_at_paper_scale(paper):
+    ok = {**paper, "data": {**paper["data"], "tokenizer": "bytes/4"}}
+    assert validate_config(ok)["data"]["tokenizer"] == "bytes/4"
+
+
+def test_config_resolved_prints_what_the_paper_scale_runs(capsys):
+    assert main(["config", str(DEFAULT), str(PAPER), "--resolved"]) == 0
+    out = capsys.readouterr().out
+    assert f"measured with the tokenizer {LLAMA2_TOKENIZER}" in out
+    assert "aggregation: dataset_groups" in out
+    rows = {ln.split("\t")[0]: ln.split("\t") for ln in out.splitlines() if "\t" in ln}
+    assert rows["gsm8k"][1:4] == ["arithmetic", "gsm8k", "400"]
+    assert rows["wmt14_hi_en"][3] == "256"
+    assert rows["dm_math__arithmetic__div"][2:4] == ["dm_math", "400"]
+
+
+def test_config_resolved_at_default_scale_names_the_estimate(capsys):
+    assert main(["config", str(DEFAULT), "--resolved"]) == 0
+    out = capsys.readouterr().out
+    assert "ceil(UTF-8 bytes / 4)" in out and "capped at 24" in out
+
+
+@pytest.mark.slow
+def test_snakemake_dry_run_resolves_the_paper_preset(tmp_path):
+    """The resolved copy a real dry run writes, and its prompts commands: no cap, Llama-2."""
+    (tmp_path / "config.yaml").write_text(DEFAULT.read_text())
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "-s", str(ROOT / "Snakefile")]
+    cmd += ["-d", str(tmp_path), "results/prompts/gsm8k/0.json", "--configfile", str(PAPER)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    (written,) = (tmp_path / ".snakemake/ctxscale").glob("config-*.yaml")
+    resolved = yaml.safe_load(written.read_text())
+    assert resolved["data"]["max_new_tokens"] is None
+    assert resolved["data"]["tokenizer"] == LLAMA2_TOKENIZER
+    text = proc.stdout + proc.stderr
+    assert f"--tokenizer {LLAMA2_TOKENIZER}" in text
+    assert "cap-prompts" not in text
