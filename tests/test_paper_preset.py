@@ -7,7 +7,9 @@ and check what the paper scale runs: every dataset's own max new tokens, the mod
 tokenizer for the 256-token filter, the paper's settings as a whole.
 """
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +170,48 @@ def test_snakemake_dry_run_resolves_the_paper_preset(tmp_path):
     text = proc.stdout + proc.stderr
     assert f"--tokenizer {LLAMA2_TOKENIZER}" in text
     assert "cap-prompts" not in text
+
+
+class DigitSplitTokenizer:
+    """Stands in for the Llama-2 tokenizer at the loading boundary: one token per digit
+    (as Llama-2 splits numbers) and one per run of other non-space characters."""
+
+    def __init__(self, name: str) -> None:
+        self.name_or_path = name
+
+    def encode(self, text: str) -> list[int]:
+        return list(range(len(re.findall(r"\d|[^\d\s]+", text))))
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": self.encode(text)}
+
+
+def _prepare(tmp_path, capsys, *tokenizer_args):
+    out = tmp_path / "p".join(tokenizer_args or ("none",)).replace("/", "_")
+    argv = ["prepare", "--dataset", "dm_math__arithmetic__add_or_sub", "--n-shots", "0"]
+    argv += ["--max-instances", "40", "--dm-train-size", "10", "--dm-test-size", "40"]
+    argv += ["--max-example-tokens", "16", "--out-dir", str(out), *tokenizer_args]
+    assert main(argv) == 0
+    return json.loads((out / "0.json").read_text()), capsys.readouterr().err
+
+
+def test_length_filter_uses_the_named_tokenizer_and_says_so(tmp_path, capsys, monkeypatch):
+    import transformers
+
+    loaded = []
+
+    def from_pretrained(name, *args, **kwargs):
+        loaded.append(name)
+        return DigitSplitTokenizer(name)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
+    llama, log = _prepare(tmp_path, capsys, "--tokenizer", LLAMA2_TOKENIZER)
+    assert loaded == [LLAMA2_TOKENIZER] and llama["tokenizer"] == LLAMA2_TOKENIZER
+    assert f"measured with {LLAMA2_TOKENIZER}" in log
+    approx, log = _prepare(tmp_path, capsys, "--tokenizer", "bytes/4")
+    assert approx["tokenizer"] == "approx_bytes_div_4" and loaded == [LLAMA2_TOKENIZER]
+    assert "measured with approx_bytes_div_4" in log and "no --tokenizer" not in log
+    # digits cost a token each: fewer examples fit 16 tokens than under bytes / 4
+    assert len(llama["instances"]) < len(approx["instances"])
+    _, log = _prepare(tmp_path, capsys)
+    assert "no --tokenizer given" in log
