@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from _inference_tiny import build_tiny_model
 
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import Backend, Generation, prompts_from_dict
-from ctxscale.inference.shards import write_shard
+from ctxscale.inference.shards import lock_path, write_shard
 
 MODEL = {"name": "tiny", "family": "tiny-fam", "n_ctx": 64}
 
@@ -101,6 +102,114 @@ def test_partial_from_other_settings_is_refused(tmp_path):
     partial.write_text(json.dumps({"settings": {"model": "other"}}) + "\n")
     with pytest.raises(CtxscaleError, match="other settings"):
         write_shard(prompts, EchoBackend(), MODEL, tmp_path / "o.jsonl", local_score, False)
+
+
+class PausingBackend(EchoBackend):
+    """EchoBackend that stops after ``pause_at`` answers until ``go`` is set."""
+
+    def __init__(self, pause_at: int) -> None:
+        super().__init__()
+        self.pause_at, self.paused, self.go = pause_at, threading.Event(), threading.Event()
+
+    def generate(self, prefix, suffixes, stop, max_new_tokens, start=0):
+        for n, gen in enumerate(super().generate(prefix, suffixes, stop, max_new_tokens, start)):
+            if n == self.pause_at:
+                self.paused.set()
+                assert self.go.wait(30)
+            yield gen
+
+
+def shard_ids(path: Path) -> list[str]:
+    return [json.loads(x)["id"] for x in path.read_text().splitlines()[1:]]
+
+
+def test_second_writer_fails_fast_and_first_finishes_every_id_once(tmp_path):
+    """A rerun while a killed workflow's job still writes the shard: no duplicates, no crash."""
+    prompts = prompts_from_dict(make_prompts(16))
+    out = tmp_path / "s.jsonl"
+    first = PausingBackend(pause_at=5)
+    errors: list[BaseException] = []
+
+    def run_first() -> None:
+        try:
+            write_shard(prompts, first, MODEL, out, local_score, False)
+        except BaseException as exc:  # noqa: BLE001  (reported by the assertion below)
+            errors.append(exc)
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    assert first.paused.wait(30)
+    second = EchoBackend()
+    t0 = time.monotonic()
+    with pytest.raises(
+        CtxscaleError, match=rf"being written by another process \(pid {os.getpid()}\)"
+    ):
+        write_shard(prompts, second, MODEL, out, local_score, False)
+    assert time.monotonic() - t0 < 5 and second.asked == []
+    first.go.set()
+    thread.join(30)
+    assert errors == []
+    assert shard_ids(out) == [f"q{i}" for i in range(16)]  # 16 records for 16 ids
+    assert not lock_path(out).exists() and not (tmp_path / "s.jsonl.partial").exists()
+
+
+def test_lock_of_a_killed_writer_is_released(tmp_path):
+    """Another process holds the shard: refused; once it is SIGKILLed, the shard resumes."""
+    prompts = prompts_from_dict(make_prompts(4))
+    out = tmp_path / "k.jsonl"
+    holder = (
+        "import sys, time; from pathlib import Path; "
+        "from ctxscale.inference.shards import shard_lock\n"
+        "with shard_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder, str(out)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(CtxscaleError, match=rf"\(pid {proc.pid}\); wait for it"):
+            write_shard(prompts, EchoBackend(), MODEL, out, local_score, False)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert lock_path(out).exists()  # left behind by the kill, no longer held
+    write_shard(prompts, EchoBackend(), MODEL, out, local_score, False)
+    assert shard_ids(out) == ["q0", "q1", "q2", "q3"] and not lock_path(out).exists()
+
+
+class MeddlingBackend(EchoBackend):
+    """EchoBackend during whose run an unlocked writer appends a duplicate record."""
+
+    def __init__(self, partial: Path) -> None:
+        super().__init__()
+        self.partial = partial
+
+    def generate(self, prefix, suffixes, stop, max_new_tokens, start=0):
+        for n, gen in enumerate(super().generate(prefix, suffixes, stop, max_new_tokens, start)):
+            if n == 2:
+                first = self.partial.read_text().splitlines()[1]
+                with self.partial.open("a") as fh:
+                    fh.write(first + "\n")
+            yield gen
+
+
+def test_resume_keeps_each_id_once_and_never_publishes_a_duplicate(tmp_path):
+    prompts = prompts_from_dict(make_prompts(8))
+    out = tmp_path / "d.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        write_shard(prompts, EchoBackend(fail_after=3), MODEL, out, local_score, False)
+    again = EchoBackend()
+    write_shard(prompts, again, MODEL, out, local_score, False)
+    assert shard_ids(out) == [f"q{i}" for i in range(8)]
+    assert again.asked == [i.suffix for i in prompts.instances[3:]]
+    bad = tmp_path / "bad.jsonl"
+    with pytest.raises(CtxscaleError, match="does not match the prompts file"):
+        write_shard(
+            prompts, MeddlingBackend(tmp_path / "bad.jsonl.partial"), MODEL, bad, local_score, False
+        )
+    assert not bad.exists()  # complete or absent
 
 
 @pytest.mark.slow

@@ -83,13 +83,19 @@ def stale_reason(settings: dict[str, Any] | None, want: dict[str, Any]) -> str |
 
 
 def prune_stale(shard: Path, want: dict[str, Any], log: Callable[[str], None] = print) -> None:
-    """Delete ``shard`` and its partial if they were written with other settings."""
-    for path in (shard, shard.with_name(shard.name + ".partial")):
-        if path.exists():
-            reason = stale_reason(_settings_line(path), want)
-            if reason:
-                log(f"infer-dataset: {path} is stale ({reason}); regenerating")
-                path.unlink()
+    """Delete ``shard`` and its partial if they were written with other settings.
+
+    Takes the shard's lock, so a shard that another process is writing fails here, at once.
+    """
+    from ctxscale.inference.shards import shard_lock
+
+    with shard_lock(shard):
+        for path in (shard, shard.with_name(shard.name + ".partial")):
+            if path.exists():
+                reason = stale_reason(_settings_line(path), want)
+                if reason:
+                    log(f"infer-dataset: {path} is stale ({reason}); regenerating")
+                    path.unlink()
 
 
 class SharedModelInfer:

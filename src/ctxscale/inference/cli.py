@@ -16,7 +16,7 @@ import yaml
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import Backend, backend_class, load_prompts
 from ctxscale.inference.fetch import cache_root, fetch_model, model_source
-from ctxscale.inference.shards import Scorer, write_shard
+from ctxscale.inference.shards import Scorer, shard_lock, write_shard
 from ctxscale.models import ModelSpec, model_by_name
 
 
@@ -88,9 +88,10 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         print(f"{out} exists; nothing to do (--force to regenerate)")
         return 0
-    if args.force:
-        out.unlink(missing_ok=True)
-        out.with_name(out.name + ".partial").unlink(missing_ok=True)
+    with shard_lock(out):  # another process writes OUT: fail now, before the model loads
+        if args.force:
+            out.unlink(missing_ok=True)
+            out.with_name(out.name + ".partial").unlink(missing_ok=True)
     backend = make_backend(name, spec, config, cache, args.batch_size)
     model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
     write_shard(prompts, backend, model, out, scorer, progress=not args.no_progress)

@@ -10,14 +10,22 @@ from the partial: a torn last line is dropped, the settings must match, and gene
 starts at the first instance without a record, so nothing is lost or written twice (the
 backend is given every instance and the start index, so it batches as an unbroken run). The
 same inputs give a byte-identical shard (fixed key order, no timestamps).
+
+One writer at a time: a writer holds an exclusive ``flock`` on ``OUT.lock`` from reading the
+partial to renaming it, so a second writer (e.g. a rerun while a killed workflow's job still
+runs) fails at once with one line naming the holder's pid; the kernel drops the lock when its
+holder dies, however it dies. The partial is checked again (every id once, in prompt order,
+all present) before it becomes ``OUT``: a finished shard is complete or absent.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +60,48 @@ def shard_settings(prompts: PromptFile, model: dict[str, Any], backend: Backend)
     }
 
 
+def lock_path(out: Path) -> Path:
+    """The lock file that a writer of ``out`` holds."""
+    return out.with_name(out.name + ".lock")
+
+
+@contextmanager
+def shard_lock(out: Path) -> Iterator[None]:
+    """Own ``out`` (and its partial) exclusively; another holder makes this fail at once."""
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _acquire(path, out)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # still held: a waiter sees another inode and retries
+        os.close(fd)
+
+
+def _acquire(path: Path, out: Path) -> int:
+    """A descriptor of ``path`` holding its exclusive flock (the file, not an unlinked one)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            holder = f" (pid {pid})" if pid else ""
+            raise CtxscaleError(
+                f"{out} is being written by another process{holder}; "
+                "wait for it to finish or stop it, then rerun"
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed this lock file after we opened it
+
+
 def read_partial(path: Path, header: dict[str, Any], prompts: PromptFile) -> int:
     """Check a partial shard against ``header`` and the prompts; cut a torn tail.
 
@@ -83,6 +133,13 @@ def read_partial(path: Path, header: dict[str, Any], prompts: PromptFile) -> int
     return n
 
 
+def _check_complete(path: Path, header: dict[str, Any], prompts: PromptFile) -> None:
+    """Raise unless ``path`` holds exactly one record per instance, in prompt order."""
+    n = read_partial(path, header, prompts)
+    if n != len(prompts.instances):
+        raise CtxscaleError(f"{path} has {n} of {len(prompts.instances)} records; rerun to resume")
+
+
 def write_shard(
     prompts: PromptFile,
     backend: Backend,
@@ -91,10 +148,27 @@ def write_shard(
     scorer: Scorer,
     progress: bool = True,
 ) -> Path:
-    """Run every instance of ``prompts`` that has no record yet and write the shard ``out``."""
+    """Run every instance of ``prompts`` that has no record yet and write the shard ``out``.
+
+    Holds ``OUT.lock`` throughout; returns at once if another writer finished ``out``.
+    """
+    with shard_lock(out):
+        if not out.exists():
+            _write_locked(prompts, backend, model, out, scorer, progress)
+    return out
+
+
+def _write_locked(
+    prompts: PromptFile,
+    backend: Backend,
+    model: dict[str, Any],
+    out: Path,
+    scorer: Scorer,
+    progress: bool,
+) -> None:
+    """``write_shard``'s body, run while this process owns ``out``."""
     header = shard_settings(prompts, model, backend)
     partial = out.with_name(out.name + ".partial")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if partial.exists():
         start = read_partial(partial, header, prompts)
     else:
@@ -117,8 +191,8 @@ def write_shard(
             fh.write(dumps(rec) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+    _check_complete(partial, header, prompts)
     partial.replace(out)
-    return out
 
 
 def _progress(
