@@ -19,15 +19,20 @@ degrade, which is the penalty region). A prompt of ``max_model_len`` tokens or m
 run and is recorded with status ``over_max_model_len``; generation is capped so
 ``n_pmt + max_tokens <= max_model_len``.
 
-YaRN checkpoints past their ``n_ctx``: vLLM (checked in 0.33.0) sizes a YaRN rotary table
-as ``original_max_position_embeddings * factor`` = ``n_ctx`` whatever ``max_model_len`` is,
-and positions past the table are invalid, so for them keep ``max_model_len <= n_ctx`` or
-patch the table; the transformers backend computes rotary angles for any position.
+YaRN checkpoints past their ``n_ctx``: vLLM sizes a YaRN rotary table as
+``original_max_position_embeddings * factor`` = ``n_ctx`` whatever ``max_model_len`` is,
+and positions past the table are invalid. With ``extend_rope`` (the default) the engine
+runs with ``CTXSCALE_ROPE_MAX_POSITIONS = max_model_len``, which ctxscale's vLLM plugin
+(:mod:`ctxscale.inference.vllm_rope`) reads in every vLLM process to extend the YaRN table
+to that length; without the plugin, or with ``extend_rope: false``, a YaRN model with
+``max_model_len`` past its table is refused (:func:`yarn_rope_env`). The transformers
+backend computes rotary angles for any position.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,6 +40,7 @@ from typing import Any
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
 from ctxscale.inference.fetch import ModelSource
+from ctxscale.inference.vllm_rope import ENV_MAX_POSITIONS, PLUGIN_NAME, plugin_installed
 from ctxscale.models import ModelSpec
 
 
@@ -79,6 +85,52 @@ def engine_env(spec: ModelSpec, opts: dict[str, Any]) -> dict[str, str]:
     return {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"} if max_model_len > spec.n_ctx else {}
 
 
+def rope_scaling_of(hf_config: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+    """The rope scaling the engine will use: ``rope_parameters`` from the settings, else
+    the checkpoint config's ``rope_parameters`` / ``rope_scaling``; ``{}`` for plain RoPE."""
+    rope = opts.get("rope_parameters") or hf_config.get("rope_parameters")
+    rope = rope or hf_config.get("rope_scaling") or {}
+    return dict(rope) if isinstance(rope, dict) else {}
+
+
+def yarn_table_len(rope: dict[str, Any]) -> int | None:
+    """Positions of vLLM's YaRN table (original max positions x factor); None if not YaRN."""
+    if str(rope.get("rope_type") or rope.get("type") or "").lower() != "yarn":
+        return None
+    try:
+        return math.ceil(float(rope["original_max_position_embeddings"]) * float(rope["factor"]))
+    except (KeyError, TypeError, ValueError):
+        raise CtxscaleError(
+            "YaRN rope scaling needs numeric 'factor' and 'original_max_position_embeddings', "
+            f"got {rope}"
+        ) from None
+
+
+def yarn_rope_env(
+    spec: ModelSpec, opts: dict[str, Any], rope: dict[str, Any], plugin: bool
+) -> dict[str, str]:
+    """Environment that extends a YaRN table to ``max_model_len`` (ctxscale's vLLM plugin);
+    a clear refusal when the run would read past the table and nothing extends it."""
+    table = yarn_table_len(rope)
+    max_model_len = int(opts.get("max_model_len") or spec.n_ctx)
+    if table is None or max_model_len <= table:
+        return {}
+    if opts.get("extend_rope", True) and plugin:
+        return {ENV_MAX_POSITIONS: str(max_model_len)}
+    why = (
+        "extend_rope is false"
+        if not opts.get("extend_rope", True)
+        else f"vLLM will not load the {PLUGIN_NAME!r} plugin (reinstall ctxscale "
+        "in vLLM's environment; VLLM_PLUGINS, if set, must name it)"
+    )
+    raise CtxscaleError(
+        f"model {spec.name!r}: vLLM's YaRN rotary table covers {table} positions but "
+        f"max_model_len is {max_model_len} and {why}; positions past {table} would be read "
+        f"past the table. Set max_model_len <= {table}, or extend_rope: true with the plugin, "
+        "or use the transformers backend"
+    )
+
+
 def sampling_kwargs(stop: Sequence[str], max_tokens: int, seed: int) -> dict[str, Any]:
     """Keyword arguments for ``vllm.SamplingParams``: greedy, stop strings cut from the text."""
     return {
@@ -116,10 +168,14 @@ class VLLMBackend(Backend):
         self, source: ModelSource, spec: ModelSpec, opts: dict[str, Any], seed: int
     ) -> None:
         self.check_available()
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.kwargs = engine_kwargs(source, spec, opts, seed)
-        os.environ.update(engine_env(spec, opts))
+        hf_config = AutoConfig.from_pretrained(source.path, revision=source.revision).to_dict()
+        self.rope_env = yarn_rope_env(
+            spec, opts, rope_scaling_of(hf_config, opts), plugin_installed()
+        )
+        os.environ.update({**engine_env(spec, opts), **self.rope_env})
         import vllm
 
         self.seed = seed
@@ -136,7 +192,10 @@ class VLLMBackend(Backend):
             "enable_prefix_caching",
             "hf_overrides",
         )
-        return {"device": "cuda", **{k: self.kwargs.get(k) for k in keys}}
+        out = {"device": "cuda", **{k: self.kwargs.get(k) for k in keys}}
+        if self.rope_env:  # the YaRN table was extended past n_ctx (vllm_rope plugin)
+            out["yarn_table_positions"] = int(self.rope_env[ENV_MAX_POSITIONS])
+        return out
 
     def generate(
         self,
