@@ -322,6 +322,24 @@ def _identifiable_from_theta(
     return ident
 
 
+#: A free parameter within this fraction of its search range of a bound is "at the bound".
+BOUND_TOLERANCE = 1e-3
+
+
+def at_bounds(theta: np.ndarray, settings: FitSettings) -> dict[str, str]:
+    """Free parameters the optimum sits on a search bound of (``low``/``high``): a fit that
+    wanted to go further, so the value is the bound's, not the data's."""
+    out = {}
+    for name, value in zip(settings.free_names, theta, strict=True):
+        lo, hi = settings.bounds[name]
+        tol = BOUND_TOLERANCE * (hi - lo)
+        if value <= lo + tol:
+            out[name] = "low"
+        elif value >= hi - tol:
+            out[name] = "high"
+    return out
+
+
 def _mae(residual: np.ndarray) -> float | None:
     return float(np.mean(np.abs(residual))) if len(residual) else None
 
@@ -352,10 +370,12 @@ class TaskFit:
     settings: dict[str, Any]
     ci: dict[str, Any] | None = None
     holdout: dict[str, Any] | None = None
+    at_bound: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "params": self.params,
+            "at_bound": self.at_bound,
             "identifiable": self.identifiable,
             "ci": self.ci,
             "mae": self.mae,
@@ -611,6 +631,7 @@ def fit_task(
         settings=task_settings,
         ci=ci,
         holdout=holdout,
+        at_bound=at_bounds(theta, settings),
     )
 
 
