@@ -4,6 +4,7 @@ it completes and keeps every finished shard byte for byte (nothing lost, nothing
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,8 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow
-def test_killed_during_inference_rerun_loses_nothing(tmp_path):
+def tiny_workdir(tmp_path: Path) -> Path:
+    """A working directory whose config.yaml runs two tiny random-weight checkpoints."""
     from _inference_tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
@@ -45,13 +46,25 @@ def test_killed_during_inference_rerun_loses_nothing(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "snakemake", "results/points.csv", "-s", str(ROOT / "Snakefile")]
-    cmd += ["-d", str(work), "--cores", "1"]
+    return work
+
+
+def snakemake_cmd(work: Path, *targets: str) -> list[str]:
+    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile")]
+    return [*cmd, "-d", str(work), "--cores", "1"]
+
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+@pytest.mark.slow
+def test_killed_during_inference_rerun_loses_nothing(tmp_path):
+    work = tiny_workdir(tmp_path)
+    cmd = snakemake_cmd(work, "results/points.csv")
     gens = work / "results" / "generations"
 
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -64,9 +77,24 @@ def test_killed_during_inference_rerun_loses_nothing(tmp_path):
     finished = {p: sha(p) for p in gens.glob("*/*/*.jsonl")}
     assert finished and not (work / "results/points.csv").exists()
 
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert {p: sha(p) for p in finished} == finished  # finished shards untouched
     assert len(list(gens.glob("*/*/*.jsonl"))) == 2 * 3 and not list(gens.glob("*/*/*.partial"))
     points = (work / "results/points.csv").read_text().splitlines()
     assert len(points) == 1 + 2 * 3
+
+
+@pytest.mark.slow
+def test_identical_configfile_copy_plans_no_jobs(tmp_path):
+    """`--configfile` with a copy of config.yaml: the config file's name reruns nothing."""
+    work = tiny_workdir(tmp_path)
+    cmd = snakemake_cmd(work, "results/points.csv", "results/config.yaml")
+    run = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    shutil.copy(work / "config.yaml", work / "my.yaml")
+    dry = subprocess.run(
+        [*cmd, "-n", "--configfile", str(work / "my.yaml")], env=ENV, capture_output=True, text=True
+    )
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr

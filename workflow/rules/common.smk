@@ -10,10 +10,6 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-# Rules call the `ctxscale` installed beside the Python that runs Snakemake, so
-# `.venv/bin/snakemake` works without an activated environment.
-shell.prefix(f"set -euo pipefail; export PATH='{Path(sys.executable).parent}':$PATH; ")
-
 from ctxscale import artifacts  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
@@ -29,11 +25,19 @@ config.update(_resolved)
 validate(config, "../schemas/config.schema.yaml")
 
 # The resolved config every `ctxscale --config` call reads. Its path depends only on the
-# config files given (so a dry run of another preset never overwrites it, and editing a
-# value does not rename it, which would make every rule's params look changed); the file
-# is rewritten only when its content changes.
+# config files given (so a dry run of another preset never overwrites it); the file is
+# rewritten only when its content changes. Rules read the path from $CTXSCALE_CONFIG, not
+# from a param: Snakemake reruns a job whose params change, and a job must rerun for the
+# content that changes its output (in its params), never for a config file's name.
 _KEY = hashlib.sha256("\0".join(map(str, workflow.configfiles)).encode()).hexdigest()[:12]
 CFG = str(write_config(_resolved, f".snakemake/ctxscale/config-{_KEY}.yaml"))
+
+# Rules call the `ctxscale` installed beside the Python that runs Snakemake, so
+# `.venv/bin/snakemake` works without an activated environment.
+shell.prefix(
+    f"set -euo pipefail; export PATH='{Path(sys.executable).parent}':$PATH; "
+    f"export CTXSCALE_CONFIG='{CFG}'; "
+)
 
 MODELS = {m.name: m for m in artifacts.models(config)}
 FIGURES = artifacts.figure_names(config)

@@ -23,11 +23,10 @@ rule config_copy:
     output:
         artifacts.CONFIG_COPY,
     params:
-        config=CFG,
         digest=config_digest(_resolved),
     log:
         "logs/config_copy.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale config {params.config} --out {output} > {log} 2>&1"
+        "ctxscale config \"$CTXSCALE_CONFIG\" --out {output} > {log} 2>&1"

@@ -11,7 +11,6 @@ rule fetch_model:
     output:
         "{cache}/models/{model}-{sha12}/ctxscale-model.json",
     params:
-        config=CFG,
         gguf=lambda wildcards: MODELS[wildcards.model].gguf,
     log:
         "logs/fetch_model/{cache}/{model}-{sha12}.log",
@@ -24,7 +23,7 @@ rule fetch_model:
     conda:
         "../../envs/inference.yaml"
     shell:
-        "ctxscale fetch-model --config {params.config} --model {wildcards.model}"
+        "ctxscale fetch-model --config \"$CTXSCALE_CONFIG\" --model {wildcards.model}"
         " --cache-dir {wildcards.cache} > {log} 2>&1"
 
 
@@ -35,7 +34,6 @@ rule infer:
     output:
         "results/generations/{model}/{dataset}/manifest.tsv",
     params:
-        config=CFG,
         model=model_settings,
     log:
         "logs/infer/{model}/{dataset}.log",
@@ -47,5 +45,5 @@ rule infer:
     conda:
         "../../envs/inference.yaml"
     shell:
-        "ctxscale infer-dataset --config {params.config} --model {wildcards.model}"
+        "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {wildcards.model}"
         " --dataset {wildcards.dataset} --out {output} >> {log} 2>&1"

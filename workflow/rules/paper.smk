@@ -22,11 +22,9 @@ rule manifest:
         TARGETS,
     output:
         MANIFEST,
-    params:
-        config=CFG,
     log:
         "logs/manifest.log",
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale manifest --config {params.config} --out {output} > {log} 2>&1"
+        "ctxscale manifest --config \"$CTXSCALE_CONFIG\" --out {output} > {log} 2>&1"

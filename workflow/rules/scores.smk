@@ -9,7 +9,6 @@ rule scores:
         points="results/points.csv",
         sensitivity=artifacts.sensitivity_points(config),
     params:
-        config=CFG,
         aggregation=config["scores"]["aggregation"],
         models=[settings_of(m) for m in MODELS],
     log:
@@ -17,5 +16,5 @@ rule scores:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale scores --config {params.config} --out {output.scores} --points {output.points}"
-        " > {log} 2>&1"
+        "ctxscale scores --config \"$CTXSCALE_CONFIG\" --out {output.scores}"
+        " --points {output.points} > {log} 2>&1"
