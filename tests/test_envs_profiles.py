@@ -95,3 +95,9 @@ def test_gpus_per_inference_job_follow_tensor_parallel_size(tmp_path):
     assert jobs["llama-2-70b-base-4k"]["gpu"] == "4" and jobs["gemma-2-27b"]["gpu"] == "2"
     assert int(jobs["llama-2-70b-base-4k"]["mem_mb"]) >= 4 * 64000
     assert int(jobs["gemma-2-2b"]["runtime"]) == 720
+
+
+def test_default_workflow_profile_resumes_after_a_kill():
+    """Snakemake reads profiles/default beside the Snakefile without being told."""
+    prof = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
+    assert (ROOT / "Snakefile").is_file() and prof == {"rerun-incomplete": True}

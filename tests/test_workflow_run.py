@@ -98,3 +98,57 @@ def test_identical_configfile_copy_plans_no_jobs(tmp_path):
     )
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+
+
+DS = "dm_math__arithmetic__add_or_sub"
+
+
+def prompts_workdir(tmp_path: Path, **data: object) -> Path:
+    """One dataset, three shot counts, a model that is never loaded (prompts only)."""
+    ckpt = {"name": "unused", "path": "unused", "N": 1.0e5, "D": 1.0e12, "n_ctx": 64}
+    config = {
+        "datasets": [DS],
+        "n_shots": [0, 1, 3],
+        "data": {"source": "generate", "max_instances": 3, "dm_train_size": 20, **data},
+        "families": [{"name": "f", "backend": "transformers", "checkpoints": [ckpt]}],
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_hard_kill_mid_job_then_the_plain_command_resumes(tmp_path):
+    """Killed after a job wrote outputs but before it ended: `--unlock`, then the README's
+    command redoes that job (the default workflow profile) instead of refusing."""
+    work = prompts_workdir(tmp_path)
+    cmd = snakemake_cmd(work, f"results/prompts/{DS}/0.json")
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    out = work / "results/prompts" / DS
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not any(out.glob("*.json")):
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([*cmd, "--unlock"], env=ENV, capture_output=True, check=True)
+    rerun = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    text = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, text[-3000:]
+    assert "workflow specific profile" in text and "IncompleteFilesException" not in text
+
+
+@pytest.mark.slow
+def test_a_failed_job_shows_the_end_of_its_log(tmp_path):
+    work = prompts_workdir(tmp_path, source="local", local_dir="nowhere")
+    run = subprocess.run(
+        snakemake_cmd(work, f"results/prompts/{DS}/0.json"),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    tail = run.stderr.split(f"Last lines of logs/prompts/{DS}.log:\n", 1)[1]
+    assert f"    ctxscale prepare: error: no local data for {DS} split test" in tail

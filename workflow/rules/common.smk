@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from ctxscale import artifacts  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
+from ctxscale.joblogs import failure_report  # noqa: E402
 
 # Our validator first: one line naming the field, defaults filled in, dataset groups
 # (dm_math) expanded; then Snakemake's own validation against the same schema.
@@ -38,6 +39,13 @@ shell.prefix(
     f"set -euo pipefail; export PATH='{Path(sys.executable).parent}':$PATH; "
     f"export CTXSCALE_CONFIG='{CFG}'; "
 )
+
+
+# A failed job's reason is the end of its log: print it on the terminal.
+onerror:
+    if report := failure_report(log):
+        print(report, file=sys.stderr)
+
 
 MODELS = {m.name: m for m in artifacts.models(config)}
 FIGURES = artifacts.figure_names(config)
