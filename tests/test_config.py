@@ -87,6 +87,75 @@ def test_malformed_config_names_the_field(patch, message):
         validate_config({**GOOD, **patch})
 
 
+FAMILY = GOOD["families"][0]
+CKPT = FAMILY["checkpoints"][0]
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"fit": {"penalty": "logsigmoid"}}, r"^config: fit\.penalty: 'logsigmoid' is not one of"),
+        (
+            {"families": [{**FAMILY, "n_ctxx": 4096}]},
+            r"^config: families\[0\]\.n_ctxx: unknown setting; known here: backend, .*checkpoints",
+        ),
+        (
+            {"families": [{**FAMILY, "backendd": "vllm"}]},
+            r"^config: families\[0\]\.backendd: unknown setting; known here: ",
+        ),
+        (
+            {"families": [{**FAMILY, "checkpoints": [{**CKPT, "hubid": "a/b"}]}]},
+            r"^config: families\[0\]\.checkpoints\[0\]\.hubid: unknown setting; .*hub_id",
+        ),
+        (
+            {"families": [{**FAMILY, "backend": "vlm"}]},
+            r"^config: families\[0\]\.backend: 'vlm' is not one of \['transformers', 'vllm'\]$",
+        ),
+        (
+            {"inference": {"batchsize": 4}},
+            r"^config: inference\.batchsize: unknown setting; known here: .*batch_size",
+        ),
+        (
+            {"inference": {"device": "gpu"}},
+            r"^config: inference\.device: 'gpu' does not match",
+        ),
+        (
+            {"families": [{**FAMILY, "checkpoints": [{**CKPT, "gguf": {"package": []}}]}]},
+            r"^config: families\[0\]\.checkpoints\[0\]\.gguf\.package: unknown setting",
+        ),
+        (
+            {"families": [FAMILY, {**FAMILY, "checkpoints": [{**CKPT, "name": "m2"}]}]},
+            r"^config: families\[1\]\.name: family 'f' is defined twice$",
+        ),
+        (
+            {"data": {"dm_difficulty": [0.8, 0.2]}},
+            r"^config: data\.dm_difficulty: \[0\.8, 0\.2\] is reversed; give \[low, high\]$",
+        ),
+    ],
+)
+def test_typos_and_contradictions_fail_at_start(patch, message):
+    with pytest.raises(CtxscaleError, match=message):
+        validate_config({**GOOD, **patch})
+
+
+def test_settings_on_family_checkpoint_and_inference_are_accepted():
+    fam = {**FAMILY, "tensor_parallel_size": 2, "dtype": "bfloat16", "gpus": 1}
+    fam["checkpoints"] = [{**CKPT, "max_model_len": 4096, "extend_rope": False}]
+    inference = {"device": "cuda:1", "gpu_memory_utilization": 0.8, "vllm_chunk": 64}
+    config = validate_config({**GOOD, "families": [fam], "inference": inference})
+    assert config["inference"]["batch_size"] == 8 and config["families"][0]["role"] == "fit"
+
+
+def test_schema_choices_are_the_registries():
+    """The backend and penalty enums list exactly what the code registers."""
+    from ctxscale.config import schema
+    from ctxscale.inference.base import BACKENDS
+    from ctxscale.law import PENALTIES
+
+    assert schema()["$defs"]["backend"]["enum"] == list(BACKENDS)
+    assert set(schema()["properties"]["fit"]["properties"]["penalty"]["enum"]) == set(PENALTIES)
+
+
 def test_family_checks_run_after_the_schema():
     fam = {k: v for k, v in GOOD["families"][0].items() if k != "backend"}
     fam["checkpoints"] = [{"name": "m", "path": "x", "N": 1, "D": 1, "n_ctx": 1}]

@@ -72,16 +72,44 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     )
     if errors:
         err = errors[0]
-        if err.validator == "additionalProperties" and err.validator_value is False:
-            known = ", ".join(sorted(err.schema.get("properties", {})))
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        closed = ("additionalProperties", "unevaluatedProperties")
+        if err.validator in closed and err.validator_value is False:
+            names = _known_keys(err.schema)
+            extra = sorted(set(err.instance) - names)
             where = _field(list(err.absolute_path) + [extra[0]]) if extra else _field(err.path)
+            known = ", ".join(sorted(names))
             raise CtxscaleError(f"config: {where}: unknown setting; known here: {known}")
         raise CtxscaleError(f"config: {_field(err.absolute_path)}: {err.message}")
     filled["datasets"] = expand_datasets(filled["datasets"])
+    check_cross_fields(filled)
     check_paper_scale(filled)
     models_from_config(filled)
     return filled
+
+
+def _known_keys(node: dict[str, Any]) -> set[str]:
+    """The keys a closed schema object allows: its properties and those of its ``$ref``."""
+    names = set(node.get("properties", {}))
+    ref = node.get("$ref", "")
+    if ref.startswith("#/$defs/"):
+        names |= _known_keys(schema()["$defs"][ref.removeprefix("#/$defs/")])
+    return names
+
+
+def check_cross_fields(config: dict[str, Any]) -> None:
+    """Rules the schema cannot state: unique family names, an ordered ``dm_difficulty``."""
+    seen: set[str] = set()
+    for i, fam in enumerate(config.get("families") or []):
+        if fam["name"] in seen:
+            raise CtxscaleError(
+                f"config: families[{i}].name: family {fam['name']!r} is defined twice"
+            )
+        seen.add(fam["name"])
+    lo, hi = config["data"]["dm_difficulty"]
+    if lo > hi:
+        raise CtxscaleError(
+            f"config: data.dm_difficulty: [{lo:g}, {hi:g}] is reversed; give [low, high]"
+        )
 
 
 #: ``data.tokenizer`` value that chooses the tokenizer-free length estimate, ceil(bytes / 4).
