@@ -16,6 +16,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/miniworld.smk"
 include: "workflow/rules/inference.smk"
 include: "workflow/rules/scores.smk"
 include: "workflow/rules/fits.smk"

@@ -97,7 +97,7 @@ def test_failed_inference_and_missing_prompts_are_errors(work):
     Path("results/prompts/gsm8k/2.json").unlink()
     with pytest.raises(CtxscaleError, match=r"prompts file results/prompts/gsm8k/2\.json"):
         infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())
-    with pytest.raises(CtxscaleError, match="dataset 'piqa' is not in the config"):
+    with pytest.raises(CtxscaleError, match="dataset 'piqa' is not among model 'm''s datasets"):
         infer_dataset("c.yaml", "m", "piqa", "list.tsv", run=FakeInfer())
     assert validate_config(CONFIG)["n_shots"] == [0, 2]
 

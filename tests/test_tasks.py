@@ -32,7 +32,9 @@ def test_registry_has_every_dataset_of_the_paper():
         assert name in names
     dm = [n for n in names if n.startswith("dm_math__")]
     assert len(dm) == 56
-    assert len(names) == len(PAPER_DATASETS) + 56
+    mini = [n for n in names if tasks.get_spec(n).generator == "miniworld"]
+    assert mini == ["mini_arith", "mini_recall", "mini_trans"]
+    assert len(names) == len(PAPER_DATASETS) + 56 + len(mini)
 
 
 @pytest.mark.parametrize(

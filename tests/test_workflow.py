@@ -45,13 +45,18 @@ def job_counts(workdir, *args):
 DEFAULT_COUNTS = {
     "all": 1,
     "config_copy": 1,
-    "fetch_model": 2,  # the two GGUF models
+    "fetch_model": 2,  # the two GGUF models (the real-model check)
     "prompts": 4,  # one per dataset (every shot count)
     "infer": 8,  # one per (model, dataset): 2 models x 4 DeepMind Mathematics modules
+    "mini_prompts": 3,  # the miniature world's three datasets
+    "mini_train_mini": 1,  # one run per trained family: its whole compute ladder
+    "mini_train_mini_wide": 1,
+    "mini_extend": 9,  # YaRN 2/4/8x of two ladder steps, PI 2/4/8x of one
+    "infer_mini": 16,  # one job per miniature model, all its datasets
     "scores": 1,
     "fit": 4,
-    "predict": 1,  # Gemma-3 is the default scale's out-of-distribution family
-    "figure": 6,  # fig1, fig2 + fig5 (arithmetic only), ood_compute, residuals, params
+    "predict": 2,  # the miniature OOD family and the PI family
+    "figure": 11,  # figures 1-7, ood_compute, yarn_vs_pi, residuals, params
     "table": 3,
     "report": 1,
     "manifest": 1,
@@ -108,7 +113,7 @@ def test_paper_preset_has_every_dataset_of_the_paper():
 
 def test_one_figure_runs_only_what_it_needs(tmp_path):
     counts = job_counts(tmp_path, "figures/fig2_contour_arithmetic.pdf")
-    assert counts == {
+    assert counts == {k: DEFAULT_COUNTS[k] for k in DEFAULT_COUNTS if "mini" in k} | {
         "fetch_model": 2,
         "prompts": 4,
         "infer": 8,
@@ -121,7 +126,9 @@ def test_one_figure_runs_only_what_it_needs(tmp_path):
 
 
 def test_figures_of_absent_tasks_are_not_requested(tmp_path):
-    proc = snakemake(tmp_path, "-n", "figures/fig4_contour_translation.pdf")
+    (tmp_path / "arith.yaml").write_text("miniworld: {datasets: [mini_arith]}\n")
+    arith = str(tmp_path / "arith.yaml")
+    proc = snakemake(tmp_path, "-n", "figures/fig4_contour_translation.pdf", "--configfile", arith)
     assert proc.returncode != 0
     assert "MissingRuleException" in proc.stdout + proc.stderr
 
@@ -146,7 +153,8 @@ def test_adding_a_family_adds_its_jobs_and_the_ood_check(tmp_path):
     n_datasets = len(base["datasets"])
     assert counts["infer"] == DEFAULT_COUNTS["infer"] + 2 * n_datasets
     assert counts["fetch_model"] == DEFAULT_COUNTS["fetch_model"]  # local paths: no fetch
-    assert counts["predict"] == 1  # results/predictions/ood.csv, now with both ood families
+    # results/predictions/ood.csv (now with both ood families) and technique.csv
+    assert counts["predict"] == DEFAULT_COUNTS["predict"]
     assert counts["figure"] == DEFAULT_COUNTS["figure"]  # ood_compute already drawn
     proc = snakemake(tmp_path, "figures/ood_compute.pdf", "-n", "-p", "--configfile", str(extra))
     assert proc.returncode == 0, proc.stderr

@@ -121,9 +121,9 @@ def build_scores(
     """One row per (model, dataset, n_shots) of the config; every shard must be present."""
     rows = []
     for spec in artifacts.models(config):
-        for dataset in config["datasets"]:
+        for dataset in spec.datasets:
             task = None
-            for n_shots in config["n_shots"]:
+            for n_shots in spec.shots(dataset):
                 path = Path(artifacts.shard_path(spec.name, dataset, n_shots, str(generations_dir)))
                 settings, records = read_shard(path)
                 for key, want in (("model", spec.name), ("dataset", dataset), ("n_shots", n_shots)):

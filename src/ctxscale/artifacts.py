@@ -85,7 +85,7 @@ def task_of(dataset: str) -> str:
 
 def tasks_in(config: dict[str, Any]) -> list[str]:
     """Tasks present in the config, in the paper's order."""
-    present = {task_of(d) for d in config["datasets"]}
+    present = {task_of(d) for d in prompt_grid(config)}
     return [t for t in TASKS if t in present]
 
 
@@ -126,22 +126,31 @@ def dataset_manifest(model: str, dataset: str, root: str = "results/generations"
 
 
 def inference_outputs(config: dict[str, Any]) -> list[str]:
-    return [
-        dataset_manifest(m.name, d) for m in models_from_config(config) for d in config["datasets"]
-    ]
+    return [dataset_manifest(m.name, d) for m in models_from_config(config) for d in m.datasets]
 
 
 def shards(config: dict[str, Any], root: str = "results/generations") -> list[str]:
     return [
         shard_path(m.name, d, k, root)
         for m in models_from_config(config)
-        for d in config["datasets"]
-        for k in config["n_shots"]
+        for d in m.datasets
+        for k in m.shots(d)
     ]
 
 
+def prompt_grid(config: dict[str, Any]) -> dict[str, list[int]]:
+    """Every dataset's shot counts with a prompts file: the config's grid, and the
+    miniature world's grid for its datasets."""
+    grid = {d: sorted(config["n_shots"]) for d in config["datasets"]}
+    mw = config.get("miniworld") or {}
+    if mw.get("activate"):
+        for d in mw["datasets"]:
+            grid[d] = sorted(mw["n_shots"])
+    return grid
+
+
 def prompts(config: dict[str, Any]) -> list[str]:
-    return [prompt_path(d, k) for d in config["datasets"] for k in config["n_shots"]]
+    return [prompt_path(d, k) for d, ks in prompt_grid(config).items() for k in ks]
 
 
 def sensitivity_points(config: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from ctxscale.errors import CtxscaleError
 _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.config",
     "ctxscale.tasks",
+    "ctxscale.mini.cli",
     "ctxscale.prompts_cap",
     "ctxscale.inference.cli",
     "ctxscale.infer_dataset",

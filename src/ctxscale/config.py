@@ -105,11 +105,42 @@ def check_cross_fields(config: dict[str, Any]) -> None:
                 f"config: families[{i}].name: family {fam['name']!r} is defined twice"
             )
         seen.add(fam["name"])
+    mini = bool(config["miniworld"]["activate"])
+    if config["families"] and not config["datasets"]:
+        raise CtxscaleError("config: datasets: [] should be non-empty (the families run on them)")
+    if not config["families"] and not (mini and config["miniworld"]["families"]):
+        raise CtxscaleError(
+            "config: families: [] should be non-empty (or activate the miniworld with families)"
+        )
+    if mini:
+        check_miniworld(config["miniworld"])
     lo, hi = config["data"]["dm_difficulty"]
     if lo > hi:
         raise CtxscaleError(
             f"config: data.dm_difficulty: [{lo:g}, {hi:g}] is reversed; give [low, high]"
         )
+
+
+def check_miniworld(mw: dict[str, Any]) -> None:
+    """The miniature world's own rules: unique family names, trained families with a
+    ladder, extensions of an earlier family's ladder step, a head size that divides."""
+    from ctxscale.mini import world
+
+    names: set[str] = set()
+    for i, fam in enumerate(mw["families"]):
+        where = f"config: miniworld.families[{i}]"
+        if fam["name"] in names:
+            raise CtxscaleError(f"{where}.name: family {fam['name']!r} is defined twice")
+        names.add(fam["name"])
+        if not fam.get("base_family") and not fam.get("steps"):
+            raise CtxscaleError(f"{where}: needs steps (a ladder) or base_family")
+        shape = {**mw["model"], **(fam.get("model") or {})}
+        if shape["hidden_size"] % shape["num_attention_heads"]:
+            raise CtxscaleError(
+                f"{where}.model: hidden_size {shape['hidden_size']} is not a multiple of "
+                f"num_attention_heads {shape['num_attention_heads']}"
+            )
+    world.checkpoints(mw)  # extension bases and names
 
 
 #: ``data.tokenizer`` value that chooses the tokenizer-free length estimate, ceil(bytes / 4).

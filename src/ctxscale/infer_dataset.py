@@ -149,11 +149,11 @@ def infer_dataset(
     """Produce every shard of (model, dataset), then the list ``out``; returns the shards."""
     run = run or SharedModelInfer()
     config = load_config(config_path)
-    model_by_name(config, model)
-    if dataset not in config["datasets"]:
-        raise CtxscaleError(f"dataset {dataset!r} is not in the config's datasets")
+    spec = model_by_name(config, model)
+    if dataset not in spec.datasets:
+        raise CtxscaleError(f"dataset {dataset!r} is not among model {model!r}'s datasets")
     shards = []
-    for n_shots in config["n_shots"]:
+    for n_shots in spec.shots(dataset):
         prompts_path = Path(prompts_dir) / dataset / f"{n_shots}.json"
         if not prompts_path.is_file():
             raise CtxscaleError(f"prompts file {prompts_path} is missing (ctxscale prepare)")
@@ -173,11 +173,18 @@ def infer_dataset(
 
 
 def _run(args: argparse.Namespace) -> int:
-    shards = infer_dataset(
-        args.config, args.model, args.dataset, args.out, args.prompts, args.generations
-    )
-    print(f"infer-dataset: {len(shards)} shards of {args.model} on {args.dataset} -> {args.out}")
-    sys.stdout.flush()
+    if len(args.dataset) != len(args.out):
+        raise CtxscaleError(
+            f"{len(args.dataset)} --dataset values but {len(args.out)} --out values; give one "
+            "--out per dataset"
+        )
+    run = SharedModelInfer()  # one loaded model for every dataset of the job
+    for dataset, out in zip(args.dataset, args.out, strict=True):
+        shards = infer_dataset(
+            args.config, args.model, dataset, out, args.prompts, args.generations, run
+        )
+        print(f"infer-dataset: {len(shards)} shards of {args.model} on {dataset} -> {out}")
+        sys.stdout.flush()
     return 0
 
 
@@ -189,8 +196,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, help="experiment config (YAML)")
     p.add_argument("--model", required=True, help="checkpoint name")
-    p.add_argument("--dataset", required=True, help="dataset name")
-    p.add_argument("--out", required=True, help="list of the shards written (TSV)")
+    p.add_argument("--dataset", required=True, nargs="+", help="dataset name(s)")
+    p.add_argument(
+        "--out", required=True, nargs="+", help="list of the shards written (TSV), per dataset"
+    )
     p.add_argument("--prompts", default="results/prompts", help="prompt root directory")
     p.add_argument("--generations", default="results/generations", help="shard root directory")
     p.set_defaults(func=_run)

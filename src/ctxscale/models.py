@@ -7,7 +7,8 @@ size, ...) apply to every checkpoint unless a checkpoint overrides them::
     families:
       - name: llama-2-7b-yarn
         role: fit              # fit: the law is fitted on it; ood: predicted only;
-                               # technique: another context-extension method, predicted only
+                               # technique: another context-extension method, predicted only;
+                               # check: scored and reported, neither fitted nor predicted
         backend: vllm
         tensor_parallel_size: 2
         checkpoints:
@@ -25,7 +26,7 @@ from typing import Any
 
 from ctxscale.errors import CtxscaleError
 
-ROLES = ("fit", "ood", "technique")
+ROLES = ("fit", "ood", "technique", "check")
 _FAMILY_ONLY = {"name", "role", "checkpoints"}
 _CHECKPOINT_FIELDS = {"name", "hub_id", "path", "gguf", "revision", "N", "D", "n_ctx", "backend"}
 
@@ -46,6 +47,17 @@ class ModelSpec:
     gguf: dict[str, Any] | None = None
     revision: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: (dataset, shot counts) this checkpoint is evaluated on; the config's datasets x
+    #: n_shots unless its family says otherwise (the miniature world's families do)
+    plan: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def datasets(self) -> list[str]:
+        return [d for d, _ in self.plan]
+
+    def shots(self, dataset: str) -> tuple[int, ...]:
+        """The shot counts this checkpoint runs on ``dataset`` (empty if none)."""
+        return dict(self.plan).get(dataset, ())
 
     @property
     def C(self) -> float:
@@ -54,8 +66,13 @@ class ModelSpec:
 
 
 def models_from_config(config: dict[str, Any]) -> list[ModelSpec]:
-    """Flatten ``config['families']`` into checkpoints, in config order; names must be unique."""
+    """Flatten ``config['families']`` into checkpoints, in config order; names must be unique.
+
+    The miniature world's checkpoints (``config['miniworld']``, when activated) follow.
+    """
     specs: list[ModelSpec] = []
+    grid = tuple(sorted(int(k) for k in config.get("n_shots") or ()))
+    plan = tuple((d, grid) for d in config.get("datasets") or ())
     seen: set[str] = set()
     for i, fam in enumerate(config.get("families") or []):
         fname = fam.get("name") or f"families[{i}]"
@@ -91,8 +108,16 @@ def models_from_config(config: dict[str, Any]) -> list[ModelSpec]:
                     gguf=merged.get("gguf"),
                     revision=merged.get("revision"),
                     settings={k: v for k, v in merged.items() if k not in _CHECKPOINT_FIELDS},
+                    plan=plan,
                 )
             )
+    from ctxscale.mini import world
+
+    for spec in world.model_specs(config):
+        if spec.name in seen:
+            raise CtxscaleError(f"miniworld: checkpoint name {spec.name!r} is used twice")
+        seen.add(spec.name)
+        specs.append(spec)
     return specs
 
 

@@ -131,7 +131,7 @@ def _make_spec(name: str, entry: dict, defaults: dict, module: str | None = None
     return DatasetSpec(
         name=name,
         task=merged["task"],
-        hub_id=hub["id"],
+        hub_id=hub.get("id", ""),
         hub_config=config,
         hub_revision=hub.get("revision"),
         eval_split=merged["eval_split"],
@@ -478,6 +478,8 @@ def prepare(
     """Write ``{out_dir}/{n_shots}.json`` for every requested n_shots; returns the paths."""
     spec = get_spec(dataset)
     grid = check_n_shots(n_shots)
+    if spec.generator == "miniworld":
+        return _prepare_miniworld(spec, grid, out_dir, opts.seed, max_instances)
     count, tok_name = prompts.token_counter(tokenizer)
     eval_rows = load_split(spec, "eval", opts)
     eval_examples = select_eval(spec, eval_rows, count, opts.seed, max_instances, max_tokens)
@@ -511,6 +513,21 @@ def prepare(
     return paths
 
 
+def _prepare_miniworld(
+    spec: DatasetSpec, grid: list[int], out_dir: str | Path, seed: int, max_instances: int
+) -> list[Path]:
+    """Prompts files of a miniature-world dataset (instances generated, see ctxscale.mini)."""
+    from ctxscale.mini import tasks as mini_tasks
+
+    docs = mini_tasks.prompts_documents(spec, grid, max_instances, seed)
+    paths = []
+    for k in grid:
+        path = Path(out_dir) / f"{k}.json"
+        write_json(docs[k], path)
+        paths.append(path)
+    return paths
+
+
 # ---------------------------------------------------------------- counting
 
 
@@ -520,7 +537,10 @@ def count_instances(scale: str) -> list[dict]:
     if block is None:
         raise CtxscaleError(f"unknown scale {scale!r}; known scales: {', '.join(sorted(scales()))}")
     specs = registry()
-    names = list(specs) if block.get("datasets") == "all" else list(block["datasets"])
+    if block.get("datasets") == "all":  # the paper's datasets: not the miniature world's
+        names = [n for n, spec in specs.items() if spec.generator != "miniworld"]
+    else:
+        names = list(block["datasets"])
     cap = int(block.get("max_eval_instances", MAX_EVAL_INSTANCES))
     rows = []
     for name in names:

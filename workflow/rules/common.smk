@@ -14,6 +14,7 @@ from ctxscale import artifacts  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.joblogs import failure_report  # noqa: E402
+from ctxscale.mini import world  # noqa: E402
 
 # Our validator first: one line naming the field, defaults filled in, dataset groups
 # (dm_math) expanded; then Snakemake's own validation against the same schema.
@@ -54,13 +55,34 @@ TARGETS = artifacts.targets(config)
 MANIFEST = artifacts.MANIFEST
 INFERENCE_OUTPUTS = artifacts.inference_outputs(config)
 CACHE = str(config["inference"]["cache_dir"])
+MINI_ON = world.active(config)
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing when there are none)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+MINI_TRAINED = world.trained_families(config["miniworld"]) if MINI_ON else []
+MINI_LADDERS = {
+    f: [c.name for c in world.family_checkpoints(config["miniworld"], f)] for f in MINI_TRAINED
+}
+MINI_BASE = world.extension_bases(config["miniworld"]) if MINI_ON else {}
+mini_checkpoint_files = world.checkpoint_files
+MINI_MODELS = [m.name for m in MODELS.values() if m.settings.get("miniworld")]
+
+
+def mini_settings(what):
+    """What changes a miniature run's weights (rerun trigger)."""
+    return world.settings(config["miniworld"], what)
+
 FIT_INPUTS = ["results/points.csv"]
 
 
 wildcard_constraints:
-    dataset="|".join(map(re.escape, config["datasets"])),
+    dataset=one_of(artifacts.prompt_grid(config)),
     n_shots=r"\d+",
-    model="|".join(map(re.escape, MODELS)),
+    model=one_of(MODELS),
     fit="|".join(artifacts.FITS),
     prediction="|".join(artifacts.PREDICTIONS),
     figure="|".join(FIGURES),
@@ -114,12 +136,21 @@ def cap_command(wildcards, output):
 
 
 def model_ready(wildcards):
-    """A GGUF model needs `ctxscale fetch-model` first; hub/path models load as they are."""
+    """A GGUF model needs `ctxscale fetch-model` first, a miniature one its training;
+    hub/path models load as they are."""
     m = MODELS[wildcards.model]
+    if m.settings.get("miniworld"):
+        return mini_checkpoint_files(m.name)
     if not m.gguf:
         return []
     sha12 = str(m.gguf.get("sha256", ""))[:12]
     return [f"{CACHE}/models/{m.name}-{sha12}/ctxscale-model.json"]
+
+
+def infer_prompts(wildcards):
+    """The prompts files of every shot count this model runs on this dataset."""
+    shots = MODELS[wildcards.model].shots(wildcards.dataset)
+    return [artifacts.prompt_path(wildcards.dataset, k) for k in shots]
 
 
 def gpus(wildcards):

@@ -11,6 +11,8 @@ rule prompts:
         cap=cap_command,
     log:
         "logs/prompts/{dataset}.log",
+    wildcard_constraints:
+        dataset=one_of(config["datasets"]),
     conda:
         "../../envs/analysis.yaml"
     shell:

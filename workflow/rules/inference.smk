@@ -29,7 +29,7 @@ rule fetch_model:
 
 rule infer:
     input:
-        prompts=expand("results/prompts/{{dataset}}/{n_shots}.json", n_shots=config["n_shots"]),
+        prompts=infer_prompts,
         model=model_ready,
     output:
         "results/generations/{model}/{dataset}/manifest.tsv",
@@ -37,6 +37,8 @@ rule infer:
         model=model_settings,
     log:
         "logs/infer/{model}/{dataset}.log",
+    wildcard_constraints:
+        model=one_of(m for m in MODELS if m not in MINI_MODELS),
     threads: config["inference"]["threads"]
     resources:
         gpu=gpus,
@@ -47,3 +49,30 @@ rule infer:
     shell:
         "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {wildcards.model}"
         " --dataset {wildcards.dataset} --out {output} >> {log} 2>&1"
+
+
+# A miniature model runs all its datasets in one job: loading it takes longer than
+# evaluating it, and the miniature world has many models.
+rule infer_mini:
+    input:
+        prompts=lambda wildcards: [
+            artifacts.prompt_path(d, k)
+            for d in MINI["datasets"]
+            for k in MODELS[wildcards.model].shots(d)
+        ],
+        model=model_ready,
+    output:
+        expand("results/generations/{{model}}/{dataset}/manifest.tsv", dataset=MINI["datasets"]),
+    params:
+        model=model_settings,
+        datasets=" ".join(MINI["datasets"]),
+    log:
+        "logs/infer/{model}.log",
+    wildcard_constraints:
+        model=one_of(MINI_MODELS),
+    threads: config["inference"]["threads"]
+    conda:
+        "../../envs/inference.yaml"
+    shell:
+        "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {wildcards.model}"
+        " --dataset {params.datasets} --out {output} >> {log} 2>&1"

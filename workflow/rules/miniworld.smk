@@ -1,0 +1,68 @@
+# The miniature world (docs/miniworld.md): its prompts, and its models trained on the CPU.
+# One training job per family writes every checkpoint of the family's compute ladder; one
+# job per context extension fine-tunes a ladder checkpoint. The checkpoints then flow
+# through the same `infer` rule as every other model.
+
+MINI = config["miniworld"]
+
+
+rule mini_prompts:
+    output:
+        expand("results/prompts/{{dataset}}/{n_shots}.json", n_shots=sorted(MINI["n_shots"])),
+    params:
+        n_shots=" ".join(map(str, sorted(MINI["n_shots"]))),
+        seed=MINI["seed"],
+        instances=MINI["instances"],
+    log:
+        "logs/prompts/{dataset}.log",
+    wildcard_constraints:
+        dataset=one_of(MINI["datasets"]),
+    conda:
+        "../../envs/analysis.yaml"
+    shell:
+        "ctxscale prepare --dataset {wildcards.dataset} --n-shots {params.n_shots}"
+        " --seed {params.seed} --max-instances {params.instances}"
+        " --out-dir results/prompts/{wildcards.dataset} > {log} 2>&1"
+
+
+for _family in MINI_TRAINED:
+
+    rule:
+        name:
+            f"mini_train_{_family.replace('-', '_').replace('.', '_')}"
+        output:
+            [f for ck in MINI_LADDERS[_family] for f in mini_checkpoint_files(ck)],
+        params:
+            family=_family,
+            settings=mini_settings(_family),
+        log:
+            f"logs/miniworld/train_{_family}.log",
+        benchmark:
+            f"logs/miniworld/train_{_family}.benchmark.tsv"
+        threads: MINI["threads"]
+        conda:
+            "../../envs/inference.yaml"
+        shell:
+            "ctxscale mini train --config \"$CTXSCALE_CONFIG\" --family {params.family}"
+            " --threads {threads} > {log} 2>&1"
+
+
+rule mini_extend:
+    input:
+        lambda wildcards: mini_checkpoint_files(MINI_BASE[wildcards.mini]),
+    output:
+        mini_checkpoint_files("{mini}"),
+    params:
+        settings=lambda wildcards: mini_settings(wildcards.mini),
+    log:
+        "logs/miniworld/extend_{mini}.log",
+    benchmark:
+        "logs/miniworld/extend_{mini}.benchmark.tsv"
+    wildcard_constraints:
+        mini=one_of(MINI_BASE),
+    threads: MINI["threads"]
+    conda:
+        "../../envs/inference.yaml"
+    shell:
+        "ctxscale mini extend --config \"$CTXSCALE_CONFIG\" --model {wildcards.mini}"
+        " --threads {threads} > {log} 2>&1"
