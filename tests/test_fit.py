@@ -235,3 +235,48 @@ def test_settings_are_recorded(wide_points):
     task_settings = d["tasks"]["t"]["settings"]
     assert task_settings["fixed"] == ["C_c", "n_pmt_c"]
     assert FitSettings().bootstrap == 0
+
+
+def _shifted_points(centre: float, width: float) -> pd.DataFrame:
+    """The wide grid with scores whose fall sits at ``centre`` x n_ctx (hand-written law)."""
+    C, n_pmt, n_ctx = (np.array(c, dtype=float) for c in zip(*wide_grid(), strict=True))
+    f = 1 - np.exp(-TRUE["A"] * (C / TRUE["C_c"]) ** TRUE["alpha"])
+    g = 1 - np.exp(-TRUE["B"] * (n_pmt / TRUE["n_pmt_c"]) ** TRUE["beta"])
+    pen = 1 / (1 + np.exp((np.log(n_pmt / n_ctx) - math.log(centre)) / width))
+    rng = np.random.default_rng(3)
+    score = np.clip(f * g * pen + rng.normal(0, NOISE, len(C)), 0, 1)
+    return pd.DataFrame({"task": "t", "C": C, "n_pmt": n_pmt, "n_ctx": n_ctx, "score": score})
+
+
+def test_fitted_penalty_recovers_its_centre_and_width():
+    df = _shifted_points(centre=2.5, width=0.3)
+    fitted = fit_table(df, penalty="log_sigmoid_fitted", n_jobs=1).tasks["t"]
+    fixed = fit_table(df, penalty="log_sigmoid", n_jobs=1).tasks["t"]
+    assert fitted.penalty["penalty_centre"] == pytest.approx(2.5, rel=0.1)
+    assert fitted.penalty["penalty_width"] == pytest.approx(0.3, rel=0.2)
+    assert fitted.mae < NOISE and fixed.mae > 3 * fitted.mae
+    # predictions from FIT.json use the fitted centre and width
+    assert np.mean(
+        np.abs(
+            predict_points(fit_table(df, penalty="log_sigmoid_fitted", n_jobs=1), df) - df["score"]
+        )
+    ) == pytest.approx(fitted.mae, rel=1e-6)
+
+
+def test_jacobian_matches_finite_differences():
+    from ctxscale.fit import _Problem
+
+    df = _shifted_points(centre=2.0, width=0.4)
+    cols = [df[c].to_numpy(float) for c in ("C", "n_pmt", "n_ctx", "score")]
+    for penalty, theta in (
+        ("log_sigmoid", np.array([0.2, 0.5, -0.1, 0.6])),
+        ("log_sigmoid_fitted", np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4])),
+    ):
+        problem = _Problem(*cols, 1e22, 800.0, FitSettings(penalty=penalty))
+        jac = problem.jacobian(theta)
+        eps = 1e-6
+        for k in range(len(theta)):
+            step = np.zeros_like(theta)
+            step[k] = eps
+            fd = (problem.predict(theta + step) - problem.predict(theta - step)) / (2 * eps)
+            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, k)

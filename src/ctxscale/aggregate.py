@@ -60,6 +60,7 @@ POINT_COLUMNS = [
     "score",
     "n_datasets",
     "n_groups",
+    "n_instances",
 ]
 AGGREGATIONS = ("dataset_groups", "datasets")
 _RECORD_FIELDS = ("id", "n_pmt", "score", "status")
@@ -205,6 +206,7 @@ def build_points(scores: pd.DataFrame, aggregation: str = "dataset_groups") -> p
         row["score"] = math.fsum(m[1] for m in means) / len(means)
         row["n_datasets"] = len(grp)
         row["n_groups"] = len(means)
+        row["n_instances"] = int(grp["n_instances"].sum())
         rows.append(row)
     df = pd.DataFrame(rows, columns=POINT_COLUMNS)
     return df.sort_values(["family", "model", "task", "n_shots"], kind="mergesort").reset_index(

@@ -58,7 +58,7 @@ FIGURES = (
     Figure("params"),
 )
 TABLES = ("ablation", "mae", "params")
-FITS = ("main", "no_penalty", "extrapolation", "context_agnostic")
+FITS = ("main", "no_penalty", "penalty_variant", "extrapolation", "context_agnostic")
 PREDICTIONS = ("ood", "technique")
 REPORT = ("paper/report.md", "paper/report.html")
 CONFIG_COPY = "results/config.yaml"
@@ -172,13 +172,29 @@ def analysis_artifacts(config: dict[str, Any]) -> list[str]:
     return out
 
 
+def mini_checkpoints(config: dict[str, Any]) -> list[str]:
+    """Every file of the miniature world's trained checkpoints (none when it is off)."""
+    from ctxscale.mini import world
+
+    if not world.active(config):
+        return []
+    cks = world.checkpoints(config["miniworld"])
+    return [f for c in cks for f in world.checkpoint_files(c.name)]
+
+
 def targets(config: dict[str, Any]) -> list[str]:
     """Declared outputs the manifest covers (shards are made inside the inference jobs).
 
     The report is not among them: it states the manifest's hash, so it comes after it.
     """
     return sorted(
-        {CONFIG_COPY, *prompts(config), *inference_outputs(config), *analysis_artifacts(config)}
+        {
+            CONFIG_COPY,
+            *prompts(config),
+            *mini_checkpoints(config),
+            *inference_outputs(config),
+            *analysis_artifacts(config),
+        }
     )
 
 
@@ -188,6 +204,7 @@ def all_artifacts(config: dict[str, Any]) -> list[str]:
         {
             CONFIG_COPY,
             *prompts(config),
+            *mini_checkpoints(config),
             *shards(config),
             *inference_outputs(config),
             *analysis_artifacts(config),

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import differential_evolution, least_squares, minimize
+from scipy.special import expit
 
 from ctxscale import law as lawmod
 from ctxscale.errors import CtxscaleError
@@ -55,7 +56,12 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "alpha": (0.0, 3.0),
     "log10_B": (-3.0, 3.0),
     "beta": (0.0, 3.0),
+    # the fitted penalty (log_sigmoid_fitted): centre in units of n_ctx, width in log units
+    "log10_penalty_centre": (-0.5, 1.0),
+    "log10_penalty_width": (-2.0, 0.5),
 }
+#: Extra free parameters of a fitted penalty.
+_PENALTY_FREE = ("log10_penalty_centre", "log10_penalty_width")
 _FREE = {
     "context_aware": ("log10_A", "alpha", "log10_B", "beta"),
     "context_agnostic": ("log10_A", "alpha"),
@@ -126,7 +132,14 @@ class FitSettings:
 
     @property
     def free_names(self) -> tuple[str, ...]:
+        if self.fitted_penalty:
+            return _FREE[self.law] + _PENALTY_FREE
         return _FREE[self.law]
+
+    @property
+    def fitted_penalty(self) -> bool:
+        """Whether the penalty's centre and width are free parameters of the fit."""
+        return self.effective_penalty in lawmod.FITTED_PENALTIES
 
     @property
     def effective_penalty(self) -> str:
@@ -167,6 +180,8 @@ class _Problem:
     ) -> None:
         self.u = np.log(C) - math.log(C_ref)
         self.v = np.log(n_pmt) - math.log(n_pmt_ref)
+        self.fitted_penalty = settings.fitted_penalty
+        self.r = np.log(n_pmt) - np.log(n_ctx)  # log(n_pmt / n_ctx), for a fitted penalty
         self.pen = lawmod.penalty(n_pmt, n_ctx, settings.effective_penalty, settings.penalty_width)
         self.y = np.asarray(score, dtype=float)
         self.loss = settings.loss
@@ -183,8 +198,15 @@ class _Problem:
             pred = f
         else:
             g = lawmod.saturating_from_log(_LN10 * t[2][:, None] + t[3][:, None] * self.v[None, :])
-            pred = f * g * self.pen[None, :]
+            pred = f * g * self._penalty(t)
         return pred if batch else pred[0]
+
+    def _penalty(self, t: np.ndarray) -> np.ndarray:
+        """The penalty for a (k, S) population: fixed, or from its centre/width columns."""
+        if not self.fitted_penalty:
+            return self.pen[None, :]
+        z = -(self.r[None, :] - _LN10 * t[4][:, None]) / 10.0 ** t[5][:, None]
+        return expit(z)
 
     def objective(self, theta: np.ndarray) -> np.ndarray | float:
         """Mean loss of the residuals; vectorised over a (k, S) population."""
@@ -216,11 +238,17 @@ class _Problem:
         xb = np.exp(np.minimum(lb, 700.0))
         g = -np.expm1(-xb)
         dgb = np.exp(-xb) * xb
-        gp = g * self.pen
-        fp = f * self.pen
-        return np.column_stack(
-            [cols_f[0] * gp, cols_f[1] * gp, dgb * _LN10 * fp, dgb * self.v * fp]
-        )
+        pen = self._penalty(np.asarray(theta, dtype=float)[:, None])[0]
+        gp = g * pen
+        fp = f * pen
+        cols = [cols_f[0] * gp, cols_f[1] * gp, dgb * _LN10 * fp, dgb * self.v * fp]
+        if self.fitted_penalty:
+            # pen = sigma(z), z = -(r - ln10 t4) / 10^t5
+            width = 10.0 ** theta[5]
+            dpen = pen * (1.0 - pen)
+            fg = f * g * dpen * _LN10 / width
+            cols += [fg, fg * (self.r - _LN10 * theta[4])]
+        return np.column_stack(cols)
 
 
 def _local(problem: _Problem, settings: FitSettings, x0: np.ndarray, lo, hi) -> np.ndarray:
@@ -319,7 +347,15 @@ def _identifiable_from_theta(
     if law == "context_aware":
         ident["log10_B_n_pmt_c"] = float(theta[2]) - float(theta[3]) * math.log10(n_pmt_ref)
         ident["beta"] = float(theta[3])
+    ident.update(_penalty_from_theta(theta))
     return ident
+
+
+def _penalty_from_theta(theta: np.ndarray) -> dict[str, float]:
+    """A fitted penalty's centre (x n_ctx) and width (log units); empty when fixed."""
+    if len(theta) <= 4:
+        return {}
+    return {"penalty_centre": 10.0 ** float(theta[4]), "penalty_width": 10.0 ** float(theta[5])}
 
 
 #: A free parameter within this fraction of its search range of a bound is "at the bound".
@@ -361,6 +397,7 @@ class TaskFit:
 
     task: str
     params: dict[str, float | None]
+    penalty: dict[str, float] | None
     identifiable: dict[str, float]
     mae: float
     n_points: int
@@ -386,6 +423,8 @@ class TaskFit:
         }
         if self.holdout is not None:
             out["holdout"] = self.holdout
+        if self.penalty is not None:
+            out["penalty"] = self.penalty
         return out
 
 
@@ -589,6 +628,7 @@ def fit_task(
                 ),
             }
 
+    fitted_pen = _penalty_from_theta(theta)
     holdout = None
     if settings.holdout_npmt is not None:
         h_pred = lawmod.predict(
@@ -598,7 +638,8 @@ def fit_task(
             held_rows["n_ctx"].to_numpy(dtype=float),
             law=settings.law,
             penalty_name=settings.effective_penalty,
-            width=settings.penalty_width,
+            width=fitted_pen.get("penalty_width", settings.penalty_width),
+            centre=fitted_pen.get("penalty_centre", 1.0),
         )
         h_res = held_rows["score"].to_numpy(dtype=float) - h_pred
         holdout = {
@@ -622,6 +663,7 @@ def fit_task(
     return TaskFit(
         task=task,
         params=params,
+        penalty=fitted_pen or None,
         identifiable=ident,
         mae=float(np.mean(np.abs(residuals))),
         n_points=len(fit_rows),
@@ -705,6 +747,7 @@ def predict_points(
             known = ", ".join(sorted(fit["tasks"]))
             raise CtxscaleError(f"{source}: task {name!r} is not in the fit (fitted: {known})")
         mask = tasks == name
+        fitted = fit["tasks"][name].get("penalty") or {}
         out[mask] = lawmod.predict(
             fit["tasks"][name]["params"],
             df["C"].to_numpy()[mask],
@@ -712,6 +755,7 @@ def predict_points(
             df["n_ctx"].to_numpy()[mask],
             law=law,
             penalty_name=pen,
-            width=width,
+            width=float(fitted.get("penalty_width", width)),
+            centre=float(fitted.get("penalty_centre", 1.0)),
         )
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from ctxscale import law as lawmod
 from ctxscale.errors import CtxscaleError
 from ctxscale.fit import (
+    DEFAULT_BOUNDS,
     DEFAULT_CI_LEVEL,
     DEFAULT_HUBER_DELTA,
     DEFAULT_SEED,
@@ -90,6 +91,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         metavar="X",
         help="fit on n_pmt < X only; report MAE on the held-out rest",
     )
+    p.add_argument(
+        "--bound",
+        action="append",
+        default=[],
+        nargs=3,
+        metavar=("NAME", "LOW", "HIGH"),
+        help="search bounds of a free parameter (repeatable), e.g. --bound alpha 0 10; "
+        f"defaults: {', '.join(f'{k} {lo:g} {hi:g}' for k, (lo, hi) in DEFAULT_BOUNDS.items())}",
+    )
     _add_where(p)
     p.add_argument("--tasks", default=None, help="comma-separated tasks to fit (default: all)")
     p.add_argument(
@@ -107,6 +117,20 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="PRED.csv (or .parquet) to write")
     _add_where(q)
     q.set_defaults(func=run_predict)
+
+
+def parse_bounds(items: list[list[str]]) -> dict[str, tuple[float, float]]:
+    """``--bound NAME LOW HIGH`` values as a bounds mapping (names checked)."""
+    out = {}
+    for name, lo, hi in items:
+        if name not in DEFAULT_BOUNDS:
+            known = ", ".join(DEFAULT_BOUNDS)
+            raise CtxscaleError(f"--bound: unknown parameter {name!r} (known: {known})")
+        try:
+            out[name] = (float(lo), float(hi))
+        except ValueError:
+            raise CtxscaleError(f"--bound {name}: {lo!r} {hi!r} are not numbers") from None
+    return out
 
 
 def _add_where(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +154,7 @@ def run_fit(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         ci_level=args.ci_level,
         holdout_npmt=args.holdout_npmt,
+        bounds={**DEFAULT_BOUNDS, **parse_bounds(args.bound)},
     )
     settings.check()
     if args.jobs is not None and args.jobs < 1:

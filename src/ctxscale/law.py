@@ -22,6 +22,11 @@ The penalty has no fitted parameters; it is a named choice (see :data:`PENALTIES
 ``sigmoid``
     The paper's literal ``1 - sigma(n_pmt - n_ctx)`` on raw token counts. With n_ctx in
     the thousands this is a hard step of width ~1 token.
+``log_sigmoid_fitted``
+    ``sigma(-(log(n_pmt / n_ctx) - log(centre)) / width)``: the same shape with its centre
+    (a multiple of n_ctx) and width fitted per task (two more free parameters). Where a
+    model's fall sits relative to its n_ctx is a property of the model, not of the law;
+    this variant measures it instead of assuming it.
 ``none``
     Constant 1: the ablation without a penalty.
 
@@ -73,27 +78,36 @@ def context_term(n_pmt, B, n_pmt_c, beta) -> np.ndarray:
     return saturating_from_log(log_x)
 
 
-def _penalty_sigmoid(n_pmt: np.ndarray, n_ctx: np.ndarray, width: float) -> np.ndarray:
+def _penalty_sigmoid(
+    n_pmt: np.ndarray, n_ctx: np.ndarray, width: float, centre: float = 1.0
+) -> np.ndarray:
     # 1 - sigma(n_pmt - n_ctx) == sigma(n_ctx - n_pmt); expit is stable for large arguments.
-    del width
+    del width, centre
     return expit(n_ctx - n_pmt)
 
 
-def _penalty_log_sigmoid(n_pmt: np.ndarray, n_ctx: np.ndarray, width: float) -> np.ndarray:
-    return expit(-(np.log(n_pmt) - np.log(n_ctx)) / width)
+def _penalty_log_sigmoid(
+    n_pmt: np.ndarray, n_ctx: np.ndarray, width: float, centre: float = 1.0
+) -> np.ndarray:
+    return expit(-(np.log(n_pmt) - np.log(n_ctx) - np.log(centre)) / width)
 
 
-def _penalty_none(n_pmt: np.ndarray, n_ctx: np.ndarray, width: float) -> np.ndarray:
-    del width
+def _penalty_none(
+    n_pmt: np.ndarray, n_ctx: np.ndarray, width: float, centre: float = 1.0
+) -> np.ndarray:
+    del width, centre
     return np.ones(np.broadcast(n_pmt, n_ctx).shape)
 
 
-#: Named penalty functions ``f(n_pmt, n_ctx, width) -> array in [0, 1]``.
-PENALTIES: dict[str, Callable[[np.ndarray, np.ndarray, float], np.ndarray]] = {
+#: Named penalty functions ``f(n_pmt, n_ctx, width, centre) -> array in [0, 1]``.
+PENALTIES: dict[str, Callable[..., np.ndarray]] = {
     "log_sigmoid": _penalty_log_sigmoid,
+    "log_sigmoid_fitted": _penalty_log_sigmoid,
     "sigmoid": _penalty_sigmoid,
     "none": _penalty_none,
 }
+#: Penalties whose centre and width are fitted per task (not fixed settings).
+FITTED_PENALTIES: tuple[str, ...] = ("log_sigmoid_fitted",)
 
 
 def check_penalty(name: str, width: float = DEFAULT_PENALTY_WIDTH) -> None:
@@ -112,13 +126,17 @@ def check_law(name: str) -> None:
 
 
 def penalty(
-    n_pmt, n_ctx, name: str = DEFAULT_PENALTY, width: float = DEFAULT_PENALTY_WIDTH
+    n_pmt,
+    n_ctx,
+    name: str = DEFAULT_PENALTY,
+    width: float = DEFAULT_PENALTY_WIDTH,
+    centre: float = 1.0,
 ) -> np.ndarray:
-    """The named penalty: ~1 while n_pmt <= n_ctx, falling towards 0 beyond n_ctx."""
+    """The named penalty: ~1 while n_pmt <= centre x n_ctx, falling towards 0 beyond."""
     check_penalty(name, width)
     n_pmt = np.asarray(n_pmt, dtype=float)
     n_ctx = np.asarray(n_ctx, dtype=float)
-    return PENALTIES[name](n_pmt, n_ctx, width)
+    return PENALTIES[name](n_pmt, n_ctx, width, centre)
 
 
 def context_aware(
@@ -133,12 +151,13 @@ def context_aware(
     beta: float,
     penalty_name: str = DEFAULT_PENALTY,
     width: float = DEFAULT_PENALTY_WIDTH,
+    centre: float = 1.0,
 ) -> np.ndarray:
     """The paper's context-aware law, broadcast over C, n_pmt and n_ctx."""
     return (
         compute_term(C, A, C_c, alpha)
         * context_term(n_pmt, B, n_pmt_c, beta)
-        * penalty(n_pmt, n_ctx, penalty_name, width)
+        * penalty(n_pmt, n_ctx, penalty_name, width, centre)
     )
 
 
@@ -155,6 +174,7 @@ def predict(
     law: str = "context_aware",
     penalty_name: str = DEFAULT_PENALTY,
     width: float = DEFAULT_PENALTY_WIDTH,
+    centre: float = 1.0,
 ) -> np.ndarray:
     """Evaluate ``law`` with a parameter dict keyed by :data:`PARAM_NAMES`."""
     check_law(law)
@@ -174,4 +194,5 @@ def predict(
         params["beta"],
         penalty_name=penalty_name,
         width=width,
+        centre=centre,
     )

@@ -40,6 +40,9 @@ INPUT_OPTIONS = {
     "points": "task-level points table (results/points.csv)",
     "fit_main": "context-aware fit with the penalty (results/fits/main.json)",
     "fit_no_penalty": "context-aware fit without the penalty (results/fits/no_penalty.json)",
+    "fit_penalty_variant": "context-aware fit with the other penalty form: centre fitted if "
+    "the main fit fixes it at n_ctx, and fixed if the main fit fits it "
+    "(results/fits/penalty_variant.json)",
     "fit_extrapolation": "fit on n_pmt below the hold-out cut-off "
     "(results/fits/extrapolation.json)",
     "fit_agnostic": "context-agnostic baseline fit (results/fits/context_agnostic.json)",
@@ -58,6 +61,7 @@ class Inputs:
     points: Path | None = None
     fit_main: Path | None = None
     fit_no_penalty: Path | None = None
+    fit_penalty_variant: Path | None = None
     fit_extrapolation: Path | None = None
     fit_agnostic: Path | None = None
     ood: Path | None = None
@@ -92,6 +96,7 @@ class Inputs:
             points=results / "points.csv",
             fit_main=results / "fits/main.json",
             fit_no_penalty=results / "fits/no_penalty.json",
+            fit_penalty_variant=results / "fits/penalty_variant.json",
             fit_extrapolation=results / "fits/extrapolation.json",
             fit_agnostic=results / "fits/context_agnostic.json",
             ood=results / "predictions/ood.csv",

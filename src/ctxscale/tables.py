@@ -53,6 +53,25 @@ def bootstrap_mae(abs_err: np.ndarray, n_boot: int, seed: int) -> tuple[float, f
     return float(abs_err.mean()), float(lo), float(hi)
 
 
+def constant_mae(scores: pd.Series, known: pd.Series) -> float:
+    """MAE of the constant predictor: the mean of the scores it may see (the fitted
+    points; for extrapolation, the points below the cut-off). A fit must beat it."""
+    if len(scores) == 0 or len(known) == 0:
+        return np.nan
+    return float((scores - known.mean()).abs().mean())
+
+
+def noise_mae(points: pd.DataFrame) -> float:
+    """The MAE that sampling noise alone gives: a score averaged over n instances has a
+    binomial standard deviation sqrt(p (1 - p) / n), and |normal error| averages
+    sqrt(2 / pi) times it. No fit can do much better than this floor."""
+    if len(points) == 0 or "n_instances" not in points:
+        return np.nan
+    p = points["score"].clip(0, 1).to_numpy(float)
+    n = points["n_instances"].clip(lower=1).to_numpy(float)
+    return float(np.mean(np.sqrt(2 / np.pi) * np.sqrt(p * (1 - p) / n)))
+
+
 def _task_order(tasks) -> list[str]:
     present = set(tasks)
     return [t for t in TASKS if t in present] + sorted(present - set(TASKS))
@@ -69,10 +88,12 @@ def table_mae(res: Results) -> pd.DataFrame:
     for task in _task_order(set(main["task"]) | set(extra["task"])):
         held = extra[(extra["task"] == task) & (extra["n_pmt"] >= cutoff)]
         longest = held[held["n_ctx"] == held["n_ctx"].max()] if len(held) else held
-        for setting, df in (
-            ("in_distribution", main[main["task"] == task]),
-            ("extrapolation", held),
-            ("extrapolation_longest_ctx", longest),
+        fitted = main[main["task"] == task]
+        seen = extra[(extra["task"] == task) & (extra["n_pmt"] < cutoff)]
+        for setting, df, known in (
+            ("in_distribution", fitted, fitted),
+            ("extrapolation", held, seen),
+            ("extrapolation_longest_ctx", longest, seen),
         ):
             err = (df["score"] - df["predicted"]).abs().to_numpy()
             m, lo, hi = bootstrap_mae(err, res.n_bootstrap, res.seed)
@@ -84,6 +105,8 @@ def table_mae(res: Results) -> pd.DataFrame:
                     "mae": m,
                     "ci_lo": lo,
                     "ci_hi": hi,
+                    "constant_mae": constant_mae(df["score"], known["score"]),
+                    "noise_mae": noise_mae(df),
                     "paper_mae": (paper.get(setting.replace("_longest_ctx", "")) or {}).get(
                         task, np.nan
                     ),
@@ -98,9 +121,16 @@ def table_ablation(res: Results) -> pd.DataFrame:
     paper = paper_results()["ablation"]
     with_p = res.predicted("fit_main")
     without = res.predicted("fit_no_penalty")
+    fits = [("with_penalty", with_p, "fit_main")]
+    if res.inputs.fit_penalty_variant is not None:
+        fits.append(
+            ("penalty_variant", res.predicted("fit_penalty_variant"), "fit_penalty_variant")
+        )
+    fits.append(("without_penalty", without, "fit_no_penalty"))
     rows = []
     for task in _task_order(set(with_p["task"]) | set(without["task"])):
-        for fit, df in (("with_penalty", with_p), ("without_penalty", without)):
+        for fit, df, source in fits:
+            penalty = res.fit(source)["settings"]["penalty"]
             tp = df[df["task"] == task]
             inside = tp["n_pmt"] <= tp["n_ctx"]
             for subset, mask in (("le_ctx", inside), ("gt_ctx", ~inside), ("all", inside | True)):
@@ -111,6 +141,7 @@ def table_ablation(res: Results) -> pd.DataFrame:
                     {
                         "task": task,
                         "fit": fit,
+                        "penalty": penalty,
                         "subset": subset,
                         "n_points": len(err),
                         "mae": m,
@@ -209,7 +240,16 @@ SETTING_LABELS = {
     "extrapolation_longest_ctx": "extrapolation (longest n_ctx only)",
 }
 SUBSET_LABELS = {"le_ctx": "n_pmt <= n_ctx", "gt_ctx": "n_pmt > n_ctx", "all": "all"}
-FIT_LABELS = {"with_penalty": "with penalty", "without_penalty": "without penalty"}
+FIT_LABELS = {
+    "with_penalty": "with penalty",
+    "penalty_variant": "penalty variant",
+    "without_penalty": "without penalty",
+}
+PENALTY_LABELS = {
+    "log_sigmoid": "centre at n_ctx",
+    "log_sigmoid_fitted": "centre and width fitted",
+    "sigmoid": "paper's sigmoid in tokens",
+}
 
 
 def paper_fmt(value: Any) -> str:
@@ -223,13 +263,23 @@ Cells = tuple[list[str], list[list[str]]]
 
 
 def cells_mae(df: pd.DataFrame) -> Cells:
-    header = ["task", "setting", "points", "MAE [95% CI] (ours)", "MAE (paper)"]
+    header = [
+        "task",
+        "setting",
+        "points",
+        "MAE [95% CI] (ours)",
+        "constant predictor",
+        "noise floor",
+        "MAE (paper)",
+    ]
     rows = [
         [
             r.task,
             SETTING_LABELS.get(r.setting, r.setting),
             fmt(r.n_points),
             with_ci(r.mae, r.ci_lo, r.ci_hi),
+            fmt(r.constant_mae),
+            fmt(r.noise_mae),
             paper_fmt(r.paper_mae),
         ]
         for r in df.itertuples()
@@ -244,7 +294,10 @@ def cells_ablation(df: pd.DataFrame) -> Cells:
     rows = []
     for (task, fit), g in df.groupby(["task", "fit"], sort=False):
         g = g.set_index("subset")
-        row = [task, FIT_LABELS.get(fit, fit)]
+        label = FIT_LABELS.get(fit, fit)
+        if "penalty" in g and fit != "without_penalty":
+            label += f" ({PENALTY_LABELS.get(g['penalty'].iloc[0], g['penalty'].iloc[0])})"
+        row = [task, label]
         row += [with_ci(g.at[s, "mae"], g.at[s, "ci_lo"], g.at[s, "ci_hi"]) for s in subsets]
         row += [paper_fmt(g.at[s, "paper_mae"]) for s in subsets]
         rows.append(row)
@@ -304,7 +357,8 @@ TABLES: dict[str, TableSpec] = {
             ("points", "fit_main", "fit_no_penalty", "config"),
             "Penalty ablation: MAE of the fits with and without the context penalty on "
             "prompts within the context limit, beyond it, and all (the paper reports "
-            "arithmetic only).",
+            "arithmetic only); with --fit-penalty-variant also the other penalty form "
+            "(centre fitted, or fixed at n_ctx).",
         ),
         TableSpec(
             "params",

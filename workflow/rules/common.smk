@@ -172,16 +172,24 @@ def infer_runtime(wildcards):
     return res["gpu_runtime"] if gpus(wildcards) else res["infer_runtime"]
 
 
+def penalty_variant(main):
+    """The penalty form set beside the main one: its centre fitted, or fixed at n_ctx."""
+    return "log_sigmoid" if main == "log_sigmoid_fitted" else "log_sigmoid_fitted"
+
+
 def fit_options(wildcards):
     """`ctxscale fit` options of each fit of the workflow."""
     fit = config["fit"]
     common = f"--where role=fit --loss {fit['loss']} --seed {fit['seed']} --bootstrap {fit['bootstrap']}"
+    for name, (lo, hi) in sorted(fit["bounds"].items()):
+        common += f" --bound {name} {lo:g} {hi:g}"
     penalty = f"--penalty {fit['penalty']}"
     if fit["penalty_width"] is not None:
         penalty += f" --penalty-width {fit['penalty_width']:g}"
     return {
         "main": f"{common} {penalty}",
         "no_penalty": f"{common} --no-penalty",
+        "penalty_variant": f"{common} --penalty {penalty_variant(fit['penalty'])}",
         "extrapolation": f"{common} {penalty} --holdout-npmt {fit['holdout_npmt']:g}",
         "context_agnostic": f"{common} --law context_agnostic",
     }[wildcards.fit]
@@ -196,13 +204,14 @@ _FIGURE_INPUTS = {
 }
 _TABLE_INPUTS = {
     "mae": ("points", "fit_main", "fit_extrapolation", "config"),
-    "ablation": ("points", "fit_main", "fit_no_penalty", "config"),
+    "ablation": ("points", "fit_main", "fit_no_penalty", "fit_penalty_variant", "config"),
     "params": ("points", "fit_main"),
 }
 INPUT_FILES = {
     "points": "results/points.csv",
     "fit_main": "results/fits/main.json",
     "fit_no_penalty": "results/fits/no_penalty.json",
+    "fit_penalty_variant": "results/fits/penalty_variant.json",
     "fit_extrapolation": "results/fits/extrapolation.json",
     "fit_agnostic": "results/fits/context_agnostic.json",
     "ood": "results/predictions/ood.csv",
@@ -229,7 +238,8 @@ def table_inputs(wildcards):
 
 
 def report_inputs(wildcards):
-    keys = ["points", "fit_main", "fit_no_penalty", "fit_extrapolation", "fit_agnostic"]
+    keys = ["points", "fit_main", "fit_no_penalty", "fit_penalty_variant", "fit_extrapolation"]
+    keys += ["fit_agnostic"]
     keys += PREDICTIONS + ["manifest", "config"]
     inputs = {k: INPUT_FILES[k] for k in keys}
     inputs["pngs"] = [f"figures/{f}.png" for f in FIGURES]

@@ -1,20 +1,24 @@
 """The miniature world's language: vocabulary, training sequences and evaluation instances.
 
-Three task types mirror the paper's three, all learned in context from a random map that
-each sequence (and each evaluation instance) draws afresh, so nothing can be memorised in
-the weights and every answer must be read from the prompt:
+Three task types mirror the paper's three. Each sequence (and each evaluation instance)
+draws its own random map, so nothing can be memorised in the weights and every answer
+must be read from the prompt:
 
-* ``recall``  (multiple-choice-like): pairs ``k17 v3``; a map from ``RECALL_KEYS`` distinct
-  keys to 32 value symbols; the answer is one value symbol (exact match).
+* ``recall``  (multiple-choice-like): pairs ``k17 12``, a map from ``RECALL_KEYS`` distinct
+  keys to 32 value symbols (the numbers 0-31); the answer is one symbol (exact match).
 * ``arith``   (arithmetic-like): pairs ``7+ 12``, the answer ``(a + s) mod 16`` for an
-  offset ``s`` hidden in the instance; learnable by lookup or by inferring ``s``
-  (a number, scored with the arithmetic metric).
-* ``trans``   (translation-like): ``w5 t3 t77 t12 ;``, a lexicon from ``TRANS_KEYS`` source
+  offset ``s`` hidden in the instance; solvable by looking the operand up or by inferring
+  ``s`` from any demonstration (a number, scored with the arithmetic metric).
+* ``trans``   (translation-like): ``k5 3 27 12 ;``, a lexicon from ``TRANS_KEYS`` source
   words to three-word target phrases (BLEU).
 
-In training, keys are drawn with Zipf(1.5) weights over their symbols, so rare keys are
-learned late and accuracy rises with compute gradually; in evaluation they are uniform.
-Everything is drawn from ``numpy.random.Generator`` streams seeded by the caller.
+All three share the key and value symbols, so the copy-by-content mechanism (an
+induction head) that each needs is learned once. In training, keys are drawn with
+Zipf(``ZIPF``) weights over their symbols, so rare keys are learned late and accuracy
+rises with compute gradually; in evaluation they are uniform. A fourth sequence type,
+``repeat`` (a short random string written again and again), is training-only: it makes
+the copy mechanism form early. Everything is drawn from ``numpy.random.Generator``
+streams seeded by the caller.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ import numpy as np
 
 SPECIALS = ("<pad>", "<s>", "</s>", ";")
 PAD, BOS, EOS, SEP = 0, 1, 2, 3
-N_RECALL_KEYS, N_RECALL_VALUES = 128, 32
+N_RECALL_KEYS, N_RECALL_VALUES = 64, 32
 N_ARITH = 16
-N_TRANS_SOURCE, N_TRANS_TARGET, PHRASE = 64, 128, 3
+PHRASE = 3
 RECALL_KEYS, TRANS_KEYS = 8, 6
-ZIPF = 1.5
+ZIPF = 1.0
 TASKS = ("recall", "arith", "trans")
 
 
@@ -51,14 +55,11 @@ class Vocab:
 
 @lru_cache(maxsize=1)
 def vocab() -> Vocab:
-    """The fixed vocabulary (388 symbols); ids never change between versions."""
+    """The fixed vocabulary (4 special tokens, 64 keys, 32 values, 16 operands)."""
     groups = {
         "recall_key": [f"k{i}" for i in range(N_RECALL_KEYS)],
-        "recall_value": [f"v{i}" for i in range(N_RECALL_VALUES)],
+        "recall_value": [str(i) for i in range(N_RECALL_VALUES)],
         "arith_key": [f"{i}+" for i in range(N_ARITH)],
-        "arith_value": [str(i) for i in range(N_ARITH)],
-        "trans_source": [f"w{i}" for i in range(N_TRANS_SOURCE)],
-        "trans_target": [f"t{i}" for i in range(N_TRANS_TARGET)],
     }
     tokens, offset = list(SPECIALS), {}
     for name, words in groups.items():
@@ -103,7 +104,7 @@ def _arith(rng, b: int, p: int, zipf: bool) -> tuple[np.ndarray, np.ndarray]:
     v = vocab()
     s = rng.integers(0, N_ARITH, (b, 1))
     a = rng.integers(0, N_ARITH, (b, p))
-    tok = np.stack([a + v.offset["arith_key"], (a + s) % N_ARITH + v.offset["arith_value"]], 2)
+    tok = np.stack([a + v.offset["arith_key"], (a + s) % N_ARITH + v.offset["recall_value"]], 2)
     later = np.broadcast_to(np.arange(p)[None, :] > 0, (b, p))
     mask = np.stack([np.zeros((b, p), bool), later], 2)
     return tok.reshape(b, 2 * p), mask.reshape(b, 2 * p)

@@ -72,7 +72,7 @@ def train_step(
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def _shape_config(shape: dict, train: dict) -> MiniConfig:

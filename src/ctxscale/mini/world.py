@@ -164,7 +164,7 @@ def model_specs(config: dict[str, Any]) -> list:
                 n_ctx=ck.n_ctx,
                 backend="transformers",
                 path=ck.path,
-                settings={"dtype": "float32", "miniworld": True},
+                settings={"dtype": "float32", "batch_size": 64, "miniworld": True},
                 plan=plan,
             )
         )
