@@ -162,9 +162,9 @@ def test_trained_models_fall_past_their_context(trained):
     models = trained / world.MODELS_DIR
     base, _ = export.load(models / "tiny-s300")
     assert _copy_accuracy(base, 32) > 0.9
-    assert _copy_accuracy(base, 32) - _copy_accuracy(base, 128) > 0.5
+    assert _copy_accuracy(base, 32) - _copy_accuracy(base, 128) > 0.3
     yarn, _ = export.load(models / "tiny-s300-yarn4x")
-    assert _copy_accuracy(yarn, 128) - _copy_accuracy(base, 128) > 0.5
+    assert _copy_accuracy(yarn, 128) - _copy_accuracy(base, 128) > 0.3
     assert _copy_accuracy(yarn, 128) - _copy_accuracy(yarn, 1024) > 0.5
 
 

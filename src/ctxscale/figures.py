@@ -10,6 +10,7 @@ fits' ``predict_points`` (``ctxscale.fit``), never re-implemented here.
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -264,15 +265,21 @@ def _closest_ctx(values: np.ndarray, target: float) -> float:
     return float(values[np.argmin(np.abs(np.log(values) - np.log(target)))])
 
 
+def _contour_ctx(cp: pd.DataFrame) -> float:
+    """The n_ctx a contour panel shows: the one with the most compute levels (a compute
+    ladder spans the x axis), the paper's 128k among equals."""
+    levels = cp.groupby("n_ctx")["C"].nunique()
+    best = levels[levels == levels.max()].index.to_numpy(dtype=float)
+    return _closest_ctx(best, CONTOUR_NCTX)
+
+
 def fig_contour(res: Results, task: str) -> plt.Figure:
     """Fitted law over (C, n_pmt) at one n_ctx, one panel per model size, points overlaid."""
     pts = res.predicted("fit_main")
     pts = pts[pts["task"] == task]
     _empty_guard(pts, res.purpose, _no_task(res, task))
     sizes = clusters(pts)
-    ctx_of = {
-        n: _closest_ctx(pts.loc[pts["N"] == n, "n_ctx"].to_numpy(), CONTOUR_NCTX) for n in sizes
-    }
+    ctx_of = {n: _contour_ctx(pts[pts["N"] == n]) for n in sizes}
     # the surface spans the prompts observed and twice the context limit, where it collapses
     y_lo = pts["n_pmt"].min() / 1.5
     y_hi = max(pts["n_pmt"].max() * 1.5, 2 * max(ctx_of.values()))
@@ -323,7 +330,8 @@ def fig_contour(res: Results, task: str) -> plt.Figure:
         ax.set_xlabel(C_LABEL)
         ax.set_ylabel(NPMT_LABEL)
     fig.colorbar(cf, ax=axes[0].tolist(), label=SCORE_LABEL)
-    fig.suptitle(f"{task_label(task)}: fitted law (contours) and observed points", fontsize=8)
+    sep = ": " if len(panels) > 1 else ":\n"  # one narrow panel: two lines, nothing clipped
+    fig.suptitle(f"{task_label(task)}{sep}fitted law (contours) and observed points", fontsize=8)
     handles = [
         Line2D(
             [], [], ls="", marker="o", mfc="white", mec="black", label="observed (colour=score)"
@@ -427,6 +435,13 @@ def fig_ood_compute(res: Results) -> plt.Figure:
     return fig
 
 
+def _shortener(names) -> Callable[[str], str]:
+    """Drop the name prefix (up to a '-') that every name shares: compact in-panel text."""
+    prefix = os.path.commonprefix(sorted(set(names)))
+    cut = prefix.rfind("-") + 1
+    return lambda name: name[cut:] or name
+
+
 def fig_yarn_vs_pi(res: Results) -> plt.Figure:
     """Both context-extension techniques: observed series and the law's predictions."""
     tech = res.technique
@@ -438,6 +453,7 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
         1, len(tasks), figsize=(_width(len(tasks)), 3.0), squeeze=False, constrained_layout=True
     )
     models = sorted(tech["model"].unique())
+    short = _shortener([*models, *fit["model"].unique()])
     legend: dict[str, Line2D] = {}
     for j, task in enumerate(tasks):
         ax = axes[0, j]
@@ -452,7 +468,11 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
                 n_near = ref["N"].iloc[np.argmin(np.abs(np.log(ref["N"] / tp["N"].iloc[0])))]
                 same = ref[ref["N"] == n_near]
                 ctx = _closest_ctx(same["n_ctx"].to_numpy(), tp["n_ctx"].iloc[0])
-                yp = same[same["n_ctx"] == ctx].sort_values("n_pmt")
+                same = same[same["n_ctx"] == ctx]
+                # the YaRN checkpoint of the same size, context and compute (one model)
+                c_near = same["C"].iloc[np.argmin(np.abs(np.log(same["C"] / tp["C"].iloc[0])))]
+                yp = same[same["C"] == c_near]
+                yp = yp[yp["model"] == yp["model"].iloc[0]].sort_values("n_pmt")
             color_t, color_y = PALETTE[(2 * k + 1) % 10], PALETTE[(2 * k) % 10]
             if len(yp):
                 yname = yp["model"].iloc[0]
@@ -461,14 +481,14 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
                 legend[yname] = Line2D(
                     [], [], marker="o", color=color_y, ls="-", label=f"{yname} (fitted on)"
                 )
-                maes.append(f"{yname}: {mae(yp['score'], yp['predicted']):.3f}")
+                maes.append(f"{short(yname)}: {mae(yp['score'], yp['predicted']):.3f}")
             _observed_marker(ax, tp["n_pmt"], tp["score"], color_t, marker="s")
             ax.plot(tp["n_pmt"], tp["predicted"], "--", color=color_t)
             ax.axvline(tp["n_ctx"].iloc[0], color=color_t, ls=":", lw=0.8)
             legend[model] = Line2D(
                 [], [], marker="s", color=color_t, ls="--", label=f"{model} (predicted)"
             )
-            maes.append(f"{model}: {mae(tp['score'], tp['predicted']):.3f}")
+            maes.append(f"{short(model)}: {mae(tp['score'], tp['predicted']):.3f}")
         ax.set_xscale("log")
         ax.set_title(task_label(task))
         ax.legend(  # text-only legend: matplotlib places it where the data is not

@@ -162,7 +162,7 @@ def _scale_section(doc: Report, res: Results) -> None:
             *_npmt_ranges(pts),
             "n_shots: " + _fmt_list(str(int(s)) for s in sorted(pts["n_shots"].unique())),
         ]
-        for role in ("ood", "technique"):
+        for role in ("ood", "technique", "check"):
             models = sorted(pts.loc[pts["role"] == role, "model"].unique())
             if models:
                 summary.append(f"{role} models: " + _fmt_list(models))
@@ -172,6 +172,20 @@ def _scale_section(doc: Report, res: Results) -> None:
         doc.p(
             "This report was produced at the paper's scale (config `scale: paper`): the "
             "numbers below are our replication of the paper's, set beside them."
+        )
+    elif _miniworld_fitted(res):
+        doc.p(
+            "**The law is fitted here on the miniature world, not on the paper's models.** "
+            "The fitted family is a ladder of tiny Llama-shaped models (about 10^5 "
+            "parameters) trained by this workflow on the CPU, with YaRN and positional-"
+            "interpolation extensions, evaluated on three generated tasks that mirror the "
+            "paper's three (docs/miniworld.md). Its compute, context limits and prompt "
+            "lengths are 10 orders of magnitude below the paper's, so its parameters and "
+            "MAE values are not estimates of the paper's: they show whether the law's form "
+            "describes models that behave as the paper says LLMs do, measured end to end "
+            "through the same pipeline. The real small models (role `check`) are scored "
+            "beside it as a real-model check (section below); with one compute value each "
+            "they cannot be fitted."
         )
     else:
         c_max = f"{pts['C'].max():.2g}" if pts is not None else "?"
@@ -197,6 +211,83 @@ def _scale_section(doc: Report, res: Results) -> None:
     caveats = _design_caveats(pts)
     if caveats:
         doc.p("**What these points cannot show.** " + " ".join(caveats))
+
+
+def _miniworld_fitted(res: Results) -> bool:
+    """Whether the fitted families are the miniature world's (config ``miniworld``)."""
+    if not res.has("config") or not res.has("points"):
+        return False
+    mw = res.config.get("miniworld") or {}
+    names = {f["name"] for f in mw.get("families") or []} if mw.get("activate") else set()
+    fitted = set(res.points.loc[res.points["role"] == "fit", "family"])
+    return bool(fitted) and fitted <= names
+
+
+def _miniworld_section(doc: Report, res: Results) -> None:
+    """The miniature world's signal before fitting, and the fitted penalty's position."""
+    if not _miniworld_fitted(res):
+        return
+    pts = res.points
+    fit = pts[pts["role"] == "fit"]
+    base = fit[fit["n_ctx"] == fit["n_ctx"].min()]
+    c_top, c_low = base["C"].max(), base["C"].min()
+    doc.h(2, "The miniature world before fitting")
+    doc.p(
+        "Signal in the measured points, per task: the best score within n_ctx of the "
+        "highest and the lowest compute level of the base ladder, and the best score of "
+        "the top base model past 4 n_ctx (the penalty's region). Fitted penalty: where "
+        "the main fit puts the fall, as a multiple of n_ctx (the paper's form fixes it at "
+        "1), with its width in log(n_pmt / n_ctx) units."
+    )
+    main = res.fit("fit_main") if res.has("fit_main") else {"tasks": {}}
+    header = ["task", "top C, best within n_ctx", "lowest C, best within n_ctx"]
+    header += ["top C, best past 4 n_ctx", "penalty centre (x n_ctx)", "penalty width"]
+    rows = []
+    for task, g in base.groupby("task", sort=True):
+        inside = g[g["n_pmt"] <= g["n_ctx"]]
+        top, low = inside[inside["C"] == c_top], inside[inside["C"] == c_low]
+        far = g[(g["C"] == c_top) & (g["n_pmt"] > 4 * g["n_ctx"])]
+        pen = (main["tasks"].get(task) or {}).get("penalty") or {}
+        rows.append(
+            [
+                task,
+                f"{top['score'].max():.3f}",
+                f"{low['score'].max():.3f}",
+                f"{far['score'].max():.3f}" if len(far) else "-",
+                f"{pen['penalty_centre']:.2f}" if pen else "1 (fixed)",
+                f"{pen['penalty_width']:.3f}" if pen else "-",
+            ]
+        )
+    doc.table(header, rows)
+
+
+def _check_section(doc: Report, res: Results) -> None:
+    """The real models' scores (role ``check``): measured, neither fitted nor predicted."""
+    if not res.has("points"):
+        return
+    pts = res.points[res.points["role"] == "check"]
+    if pts.empty:
+        return
+    doc.h(2, "Real-model check")
+    doc.p(
+        "Real small models scored through the same pipeline (task-level score at each "
+        "shot count, with the mean prompt length). They are neither fitted nor predicted: "
+        "each has one training compute, so the law's compute term cannot be identified "
+        "from them."
+    )
+    shots = sorted(pts["n_shots"].unique())
+    header = ["model", "task"] + [f"{int(k)} shots" for k in shots]
+    rows = []
+    for (model, task), g in pts.groupby(["model", "task"], sort=True):
+        g = g.set_index("n_shots")
+        rows.append(
+            [model, task]
+            + [
+                f"{g.at[k, 'score']:.3f} ({g.at[k, 'n_pmt']:,.0f} tok)" if k in g.index else "-"
+                for k in shots
+            ]
+        )
+    doc.table(header, rows)
 
 
 def _npmt_ranges(pts) -> list[str]:
@@ -256,7 +347,14 @@ def _provenance_section(doc: Report, res: Results) -> None:
         )
     else:
         items.append("manifest: not given")
-    for name in ("points", "fit_main", "fit_no_penalty", "fit_extrapolation", "fit_agnostic"):
+    for name in (
+        "points",
+        "fit_main",
+        "fit_no_penalty",
+        "fit_penalty_variant",
+        "fit_extrapolation",
+        "fit_agnostic",
+    ):
         if res.has(name):
             items.append(
                 f"{name}: `{getattr(res.inputs, name)}` sha256 `{sha256_file(res.path(name))}`"
@@ -301,6 +399,8 @@ def build_report(
         "`ctxscale table` and `ctxscale report`."
     )
     _scale_section(doc, res)
+    _miniworld_section(doc, res)
+    _check_section(doc, res)
 
     doc.h(2, "Tables")
     for name, spec in TABLES.items():
