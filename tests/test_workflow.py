@@ -46,15 +46,19 @@ DEFAULT_COUNTS = {
     "all": 1,
     "config_copy": 1,
     "fetch_model": 2,  # the two GGUF models (the real-model check)
-    "prompts": 4,  # one per dataset (every shot count)
-    "infer": 8,  # one per (model, dataset): 2 models x 4 DeepMind Mathematics modules
+    "prompts": 2,  # one per dataset (every shot count)
+    "infer": 4,  # one per (model, dataset): 2 models x 2 DeepMind Mathematics modules
     "mini_prompts": 3,  # the miniature world's three datasets
     "mini_train_mini": 1,  # one run per trained family: its whole compute ladder
     "mini_train_mini_wide": 1,
     "mini_extend": 9,  # YaRN 2/4/8x of two ladder steps, PI 2/4/8x of one
-    "infer_mini": 16,  # one job per miniature model, all its datasets
+    # the miniature models in 4 jobs: each family's ladder, each family's extensions
+    "infer_mini_mini_ladder": 1,
+    "infer_mini_mini_extensions": 1,
+    "infer_mini_mini_pi_extensions": 1,
+    "infer_mini_mini_wide_ladder": 1,
     "scores": 1,
-    "fit": 4,
+    "fit": 5,  # main, no_penalty, penalty_variant, extrapolation, context_agnostic
     "predict": 2,  # the miniature OOD family and the PI family
     "figure": 11,  # figures 1-7, ood_compute, yarn_vs_pi, residuals, params
     "table": 3,
@@ -85,7 +89,7 @@ def paper_counts():
         # 12 Llama-2 7B/13B + 5 PI 7B + Qwen + 3 Gemma-2 + Llama-2-70B = 22 checkpoints
         "infer": 22 * n_datasets,
         "scores": 1,
-        "fit": 4,
+        "fit": 5,
         "predict": 2,  # ood, technique
         "figure": 11,
         "table": 3,
@@ -115,14 +119,15 @@ def test_one_figure_runs_only_what_it_needs(tmp_path):
     counts = job_counts(tmp_path, "figures/fig2_contour_arithmetic.pdf")
     assert counts == {k: DEFAULT_COUNTS[k] for k in DEFAULT_COUNTS if "mini" in k} | {
         "fetch_model": 2,
-        "prompts": 4,
-        "infer": 8,
+        "prompts": 2,
+        "infer": 4,
         "scores": 1,
         "fit": 1,  # main only
         "figure": 1,
     }
     counts = job_counts(tmp_path, "results/tables/ablation.csv")
-    assert counts["fit"] == 2 and counts["table"] == 1 and "figure" not in counts
+    # main, no_penalty and penalty_variant
+    assert counts["fit"] == 3 and counts["table"] == 1 and "figure" not in counts
 
 
 def test_figures_of_absent_tasks_are_not_requested(tmp_path):

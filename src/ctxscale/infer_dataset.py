@@ -173,17 +173,18 @@ def infer_dataset(
 
 
 def _run(args: argparse.Namespace) -> int:
-    if len(args.dataset) != len(args.out):
+    pairs = [(m, d) for m in args.model for d in args.dataset]
+    if len(pairs) != len(args.out):
         raise CtxscaleError(
-            f"{len(args.dataset)} --dataset values but {len(args.out)} --out values; give one "
-            "--out per dataset"
+            f"{len(args.model)} --model x {len(args.dataset)} --dataset values need "
+            f"{len(pairs)} --out values (model by model), got {len(args.out)}"
         )
-    run = SharedModelInfer()  # one loaded model for every dataset of the job
-    for dataset, out in zip(args.dataset, args.out, strict=True):
+    run = SharedModelInfer()  # one process: each model loaded once for all its datasets
+    for (model, dataset), out in zip(pairs, args.out, strict=True):
         shards = infer_dataset(
-            args.config, args.model, dataset, out, args.prompts, args.generations, run
+            args.config, model, dataset, out, args.prompts, args.generations, run
         )
-        print(f"infer-dataset: {len(shards)} shards of {args.model} on {dataset} -> {out}")
+        print(f"infer-dataset: {len(shards)} shards of {model} on {dataset} -> {out}")
         sys.stdout.flush()
     return 0
 
@@ -195,10 +196,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--config", required=True, help="experiment config (YAML)")
-    p.add_argument("--model", required=True, help="checkpoint name")
+    p.add_argument("--model", required=True, nargs="+", help="checkpoint name(s)")
     p.add_argument("--dataset", required=True, nargs="+", help="dataset name(s)")
     p.add_argument(
-        "--out", required=True, nargs="+", help="list of the shards written (TSV), per dataset"
+        "--out",
+        required=True,
+        nargs="+",
+        help="list of the shards written (TSV), per (model, dataset), model by model",
     )
     p.add_argument("--prompts", default="results/prompts", help="prompt root directory")
     p.add_argument("--generations", default="results/generations", help="shard root directory")

@@ -70,6 +70,7 @@ MINI_LADDERS = {
 MINI_BASE = world.extension_bases(config["miniworld"]) if MINI_ON else {}
 mini_checkpoint_files = world.checkpoint_files
 MINI_MODELS = [m.name for m in MODELS.values() if m.settings.get("miniworld")]
+MINI_INFER_GROUPS = world.infer_groups(config["miniworld"]) if MINI_ON else {}
 
 
 def mini_settings(what):

@@ -51,28 +51,30 @@ rule infer:
         " --dataset {wildcards.dataset} --out {output} >> {log} 2>&1"
 
 
-# A miniature model runs all its datasets in one job: loading it takes longer than
-# evaluating it, and the miniature world has many models.
-rule infer_mini:
-    input:
-        prompts=lambda wildcards: [
-            artifacts.prompt_path(d, k)
-            for d in MINI["datasets"]
-            for k in MODELS[wildcards.model].shots(d)
-        ],
-        model=model_ready,
-    output:
-        expand("results/generations/{{model}}/{dataset}/manifest.tsv", dataset=MINI["datasets"]),
-    params:
-        model=model_settings,
-        datasets=" ".join(MINI["datasets"]),
-    log:
-        "logs/infer/{model}.log",
-    wildcard_constraints:
-        model=one_of(MINI_MODELS),
-    threads: config["inference"]["threads"]
-    conda:
-        "../../envs/inference.yaml"
-    shell:
-        "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {wildcards.model}"
-        " --dataset {params.datasets} --out {output} >> {log} 2>&1"
+# Miniature models are evaluated in a few jobs, each running several models one after the
+# other in one process: importing torch and transformers takes longer than evaluating one
+# of them. A family's ladder is one job (ready when its run is), its extensions another.
+for _group, _models in MINI_INFER_GROUPS.items():
+
+    rule:
+        name:
+            f"infer_mini_{_group}"
+        input:
+            prompts=sorted(
+                {artifacts.prompt_path(d, k) for m in _models for d, ks in MODELS[m].plan for k in ks}
+            ),
+            models=[f for m in _models for f in mini_checkpoint_files(m)],
+        output:
+            [artifacts.dataset_manifest(m, d) for m in _models for d in MINI["datasets"]],
+        params:
+            models=" ".join(_models),
+            settings=[settings_of(m) for m in _models],
+            datasets=" ".join(MINI["datasets"]),
+        log:
+            f"logs/infer/mini_{_group}.log",
+        threads: config["inference"]["threads"]
+        conda:
+            "../../envs/inference.yaml"
+        shell:
+            "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {params.models}"
+            " --dataset {params.datasets} --out {output} >> {log} 2>&1"

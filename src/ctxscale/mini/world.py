@@ -202,6 +202,17 @@ def checkpoint_files(name: str) -> list[str]:
     return [f"{MODELS_DIR}/{name}/{f}" for f in CHECKPOINT_FILES]
 
 
+def infer_groups(mw: dict[str, Any]) -> dict[str, list[str]]:
+    """Checkpoints evaluated together: each family's ladder, and each family's extensions
+    (a group name is a valid rule-name suffix)."""
+    groups: dict[str, list[str]] = {}
+    for c in checkpoints(mw):
+        part = "ladder" if c.method is None else "extensions"
+        key = f"{c.family}_{part}".replace("-", "_").replace(".", "_")
+        groups.setdefault(key, []).append(c.name)
+    return groups
+
+
 def trained_families(mw: dict[str, Any]) -> list[str]:
     """Families with a training run of their own (not ``base_family`` extensions)."""
     return [f["name"] for f in mw.get("families") or [] if not f.get("base_family")]
