@@ -40,6 +40,7 @@ for _family in MINI_TRAINED:
         benchmark:
             f"logs/miniworld/train_{_family}.benchmark.tsv"
         threads: MINI["threads"]
+        priority: 20  # the longest chain (train -> extend -> evaluate) starts first
         conda:
             "../../envs/inference.yaml"
         shell:
@@ -61,6 +62,7 @@ rule mini_extend:
     wildcard_constraints:
         mini=one_of(MINI_BASE),
     threads: MINI["threads"]
+    priority: 10
     conda:
         "../../envs/inference.yaml"
     shell:

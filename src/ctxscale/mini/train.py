@@ -84,7 +84,7 @@ def _shape_config(shape: dict, train: dict) -> MiniConfig:
     )
 
 
-def _info(ck: world.Checkpoint, seed: int, seconds: float) -> dict[str, Any]:
+def _info(ck: world.Checkpoint, seed: int) -> dict[str, Any]:
     return {
         "name": ck.name,
         "family": ck.family,
@@ -135,11 +135,10 @@ def train_family(mw: dict, family: str, seed: int, log: Log = print) -> list[str
             step += 1
             if step % 250 == 0:
                 log(f"{family}: step {step} loss {loss:.3f} ({time.time() - t0:.0f} s)")
-        # the decay branch: a copy of the run (weights, optimiser, data stream)
-        branch, bopt = copy.deepcopy(model), make_optimizer(model, train)
-        branch_opt_state = copy.deepcopy(opt.state_dict())
+        # the decay branch: a copy of the run (weights, optimiser state, data stream)
+        branch = copy.deepcopy(model)
         bopt = make_optimizer(branch, train)
-        bopt.load_state_dict(branch_opt_state)
+        bopt.load_state_dict(copy.deepcopy(opt.state_dict()))
         brng = copy.deepcopy(rng)
         for j in range(ck.decay_steps):
             blr = get_lr(
@@ -147,7 +146,7 @@ def train_family(mw: dict, family: str, seed: int, log: Log = print) -> list[str
             )
             loss = train_step(branch, bopt, brng, batch, L, mix, blr, clip)
         log(f"{ck.name}: {ck.steps}+{ck.decay_steps} steps, loss {loss:.3f}, D={ck.D}")
-        export.save_pretrained(branch, ck.path, _info(ck, seed, time.time() - t0))
+        export.save_pretrained(branch, ck.path, _info(ck, seed))
         out.append(ck.path)
     return out
 
@@ -183,5 +182,5 @@ def extend(mw: dict, name: str, seed: int, log: Log = print) -> str:
             model, opt, rng, batch, length, dict(train["mix"]), slr, float(train["clip"])
         )
     log(f"{name}: {steps} steps at length {length} (batch {batch}), loss {loss:.3f}")
-    export.save_pretrained(model, ck.path, _info(ck, seed, 0.0))
+    export.save_pretrained(model, ck.path, _info(ck, seed))
     return ck.path
