@@ -44,7 +44,8 @@ def stages(config: dict) -> list[tuple[str, list[str]]]:
 
 def run(workdir: Path, cores: int, targets: list[str]) -> tuple[float, int]:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
-    cmd += ["--cores", str(cores), "--configfile", str(workdir / "mini.yaml"), *targets]
+    # targets before --configfile, which takes every value after it
+    cmd += ["--cores", str(cores), *targets, "--configfile", str(workdir / "mini.yaml")]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0

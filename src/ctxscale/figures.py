@@ -353,17 +353,22 @@ def fig_extrapolation(res: Results, task: str) -> plt.Figure:
     at = pts[pts["n_ctx"] == n_ctx]
     held_all = pts[pts["n_pmt"] >= cutoff]
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH + 0.4, 2.8), constrained_layout=True)
-    for k, n in enumerate(clusters(at)):
+    # one curve per model at that n_ctx (a size can have several: a compute ladder)
+    models = at.sort_values(["N", "C"], kind="mergesort")["model"].unique()
+    several = len(models) > at["N"].nunique()
+    for k, model in enumerate(models):
         color = PALETTE[k % len(PALETTE)]
-        mp = at[at["N"] == n].sort_values("n_pmt")
+        mp = at[at["model"] == model].sort_values("n_pmt")
         row = mp.iloc[0]
+        n = row["N"]
         grid = _grid_frame(
             row, n_pmt=_log_grid(min(mp["n_pmt"].min(), cutoff) / 1.3, mp["n_pmt"].max() * 1.3)
         )
         curve = res.predicted("fit_extrapolation", grid)
         held = mp[mp["n_pmt"] >= cutoff]
         train = mp[mp["n_pmt"] < cutoff]
-        label = f"{cluster_label(at, n)}\nheld-out MAE " + (
+        name = model if several else cluster_label(at, n)
+        label = f"{name}\nheld-out MAE " + (
             f"{mae(held['score'], held['predicted']):.3f} (n={len(held)})" if len(held) else "n/a"
         )
         ax.plot(curve["n_pmt"], curve["predicted"], color=color, label=label)
