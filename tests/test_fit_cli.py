@@ -216,3 +216,27 @@ def test_demo_fit_recovers_the_generating_exponents(tmp_path):
         assert tasks[name]["mae"] < 0.01
         assert tasks[name]["identifiable"]["alpha"] == pytest.approx(true["alpha"], abs=0.05)
         assert tasks[name]["identifiable"]["beta"] == pytest.approx(true["beta"], abs=0.05)
+
+
+def test_bound_option_sets_a_search_range_and_rejects_unknown_names(tmp_path, capsys):
+    from conftest import synth, wide_grid
+
+    from ctxscale.cli import main
+
+    pts = tmp_path / "p.csv"
+    synth(wide_grid()).to_csv(pts, index=False)
+    out = tmp_path / "fit.json"
+    assert (
+        main(
+            ["fit", str(pts), "--out", str(out), "--bootstrap", "0", "--bound", "alpha", "0", "0.2"]
+        )
+        == 0
+    )
+    import json
+
+    fit = json.loads(out.read_text())
+    assert fit["settings"]["bounds"]["alpha"] == [0.0, 0.2]
+    assert fit["tasks"]["t"]["params"]["alpha"] <= 0.2
+    assert fit["tasks"]["t"]["at_bound"] == {"alpha": "high"}
+    assert main(["fit", str(pts), "--out", str(out), "--bound", "gamma", "0", "1"]) == 2
+    assert "unknown parameter 'gamma'" in capsys.readouterr().err

@@ -192,3 +192,32 @@ def test_shot_counts_follow_each_models_context(mw):
     short = world.shots_for(mw, "mini_recall", 32)
     long = world.shots_for(mw, "mini_recall", 128)
     assert set(short) <= set(long)
+
+
+def test_evaluation_groups_are_each_familys_ladder_and_extensions(mw):
+    assert world.infer_groups(mw) == {
+        "tiny_ladder": ["tiny-s10", "tiny-s300"],
+        "tiny_extensions": ["tiny-s300-yarn4x"],
+        "tiny_pi_extensions": ["tiny-s10-pi2x"],
+    }
+
+
+def test_bad_miniworld_configs_fail_at_start():
+    from ctxscale.errors import CtxscaleError
+
+    bad_base = {"name": "x", "role": "technique", "base_family": "nope", "extend": []}
+    bad_step = {
+        "name": "y",
+        "role": "fit",
+        "steps": [10],
+        "extend": [{"method": "yarn", "factors": [2], "from_steps": 20}],
+    }
+    no_ladder = {"name": "z", "role": "fit"}
+    for fam, match in (
+        (bad_base, "base_family 'nope'"),
+        (bad_step, "from_steps 20"),
+        (no_ladder, "needs steps"),
+    ):
+        cfg = {**TINY, "miniworld": {**TINY["miniworld"], "families": [fam]}}
+        with pytest.raises(CtxscaleError, match=match):
+            validate_config(cfg)
