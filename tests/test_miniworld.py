@@ -197,8 +197,8 @@ def test_shot_counts_follow_each_models_context(mw):
 def test_evaluation_groups_are_each_familys_ladder_and_extensions(mw):
     assert world.infer_groups(mw) == {
         "tiny_ladder": ["tiny-s10", "tiny-s300"],
-        "tiny_extensions": ["tiny-s300-yarn4x"],
-        "tiny_pi_extensions": ["tiny-s10-pi2x"],
+        "tiny_tiny_s300_extensions": ["tiny-s300-yarn4x"],
+        "tiny_pi_tiny_s10_extensions": ["tiny-s10-pi2x"],
     }
 
 

@@ -52,10 +52,11 @@ DEFAULT_COUNTS = {
     "mini_train_mini": 1,  # one run per trained family: its whole compute ladder
     "mini_train_mini_wide": 1,
     "mini_extend": 9,  # YaRN 2/4/8x of two ladder steps, PI 2/4/8x of one
-    # the miniature models in 4 jobs: each family's ladder, each family's extensions
+    # the miniature models in 5 jobs: each family's ladder, each checkpoint's extensions
     "infer_mini_mini_ladder": 1,
-    "infer_mini_mini_extensions": 1,
-    "infer_mini_mini_pi_extensions": 1,
+    "infer_mini_mini_mini_s3000_extensions": 1,
+    "infer_mini_mini_mini_s1500_extensions": 1,
+    "infer_mini_mini_pi_mini_s3000_extensions": 1,
     "infer_mini_mini_wide_ladder": 1,
     "scores": 1,
     "fit": 5,  # main, no_penalty, penalty_variant, extrapolation, context_agnostic

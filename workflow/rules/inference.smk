@@ -53,7 +53,8 @@ rule infer:
 
 # Miniature models are evaluated in a few jobs, each running several models one after the
 # other in one process: importing torch and transformers takes longer than evaluating one
-# of them. A family's ladder is one job (ready when its run is), its extensions another.
+# of them. A family's ladder is one job (ready when its run is), and the extensions of
+# each ladder checkpoint another.
 for _group, _models in MINI_INFER_GROUPS.items():
 
     rule:

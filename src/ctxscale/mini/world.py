@@ -203,11 +203,11 @@ def checkpoint_files(name: str) -> list[str]:
 
 
 def infer_groups(mw: dict[str, Any]) -> dict[str, list[str]]:
-    """Checkpoints evaluated together: each family's ladder, and each family's extensions
-    (a group name is a valid rule-name suffix)."""
+    """Checkpoints evaluated together: each family's ladder, and the extensions of each
+    ladder checkpoint (ready together; a group name is a valid rule-name suffix)."""
     groups: dict[str, list[str]] = {}
     for c in checkpoints(mw):
-        part = "ladder" if c.method is None else "extensions"
+        part = "ladder" if c.method is None else f"{c.base}_extensions"
         key = f"{c.family}_{part}".replace("-", "_").replace(".", "_")
         groups.setdefault(key, []).append(c.name)
     return groups
