@@ -27,7 +27,7 @@ import json
 import os
 import string
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -414,27 +414,42 @@ def prompts_document(
         spec.separator,
         [(d.input, d.reference) for d in shots],
     )
-    doc = {
+    doc = document_header(spec, n_shots, seed)
+    doc["prefix"] = prefix
+    doc["demo_ids"] = [d.id for d in shots]
+    doc["instances"] = [
+        {
+            "id": ex.id,
+            "suffix": prompts.question(spec.prefix, spec.suffix, ex.input),
+            "reference": ex.reference,
+        }
+        for ex in eval_examples
+    ]
+    doc.update(provenance or {})
+    return doc
+
+
+def document_header(spec: DatasetSpec, n_shots: int, seed: int) -> dict:
+    """What every prompts file says about its dataset and generation settings."""
+    return {
         "dataset": spec.name,
         "task": spec.task,
         "n_shots": n_shots,
         "seed": seed,
-        "prefix": prefix,
         "stop": spec.stop_strings,
         "max_new_tokens": spec.max_new_tokens,
         "metric": spec.metric,
-        "demo_ids": [d.id for d in shots],
-        "instances": [
-            {
-                "id": ex.id,
-                "suffix": prompts.question(spec.prefix, spec.suffix, ex.input),
-                "reference": ex.reference,
-            }
-            for ex in eval_examples
-        ],
     }
-    doc.update(provenance or {})
-    return doc
+
+
+def write_prompts(docs: Iterable[tuple[int, dict]], out_dir: str | Path) -> list[Path]:
+    """Write ``{out_dir}/{n_shots}.json`` for each (n_shots, document); returns the paths."""
+    paths = []
+    for k, doc in docs:
+        path = Path(out_dir) / f"{k}.json"
+        write_json(doc, path)
+        paths.append(path)
+    return paths
 
 
 def write_json(doc: dict, path: Path) -> None:
@@ -505,12 +520,10 @@ def prepare(
     }
     if opts.source == "generate":
         provenance["dm_difficulty"] = [float(x) for x in opts.dm_difficulty]
-    paths = []
-    for k in grid:
-        path = Path(out_dir) / f"{k}.json"
-        write_json(prompts_document(spec, eval_examples, demos, k, opts.seed, provenance), path)
-        paths.append(path)
-    return paths
+    docs = (
+        (k, prompts_document(spec, eval_examples, demos, k, opts.seed, provenance)) for k in grid
+    )
+    return write_prompts(docs, out_dir)
 
 
 def _prepare_miniworld(
@@ -519,13 +532,9 @@ def _prepare_miniworld(
     """Prompts files of a miniature-world dataset (instances generated, see ctxscale.mini)."""
     from ctxscale.mini import tasks as mini_tasks
 
-    docs = mini_tasks.prompts_documents(spec, grid, max_instances, seed)
-    paths = []
-    for k in grid:
-        path = Path(out_dir) / f"{k}.json"
-        write_json(docs[k], path)
-        paths.append(path)
-    return paths
+    return write_prompts(
+        mini_tasks.prompts_documents(spec, grid, max_instances, seed).items(), out_dir
+    )
 
 
 # ---------------------------------------------------------------- counting

@@ -137,11 +137,10 @@ def cap_command(wildcards, output):
 
 
 def model_ready(wildcards):
-    """A GGUF model needs `ctxscale fetch-model` first, a miniature one its training;
-    hub/path models load as they are."""
+    """A GGUF model needs `ctxscale fetch-model` first; hub/path models load as they are.
+    (Miniature models are evaluated by the infer_mini rules, whose inputs are their
+    checkpoints.)"""
     m = MODELS[wildcards.model]
-    if m.settings.get("miniworld"):
-        return mini_checkpoint_files(m.name)
     if not m.gguf:
         return []
     sha12 = str(m.gguf.get("sha256", ""))[:12]

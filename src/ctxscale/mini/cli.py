@@ -30,9 +30,9 @@ def _train(args: argparse.Namespace) -> int:
 
     config = _setup(args)
     mw = config["miniworld"]
-    families = {f["name"] for f in mw["families"] if not f.get("base_family")}
+    families = world.trained_families(mw)
     if args.family not in families:
-        known = ", ".join(sorted(families))
+        known = ", ".join(families)
         raise CtxscaleError(f"unknown miniature family {args.family!r}; trained families: {known}")
     for path in train.train_family(mw, args.family, int(mw["seed"]), _log):
         print(path)

@@ -35,7 +35,6 @@ N_ARITH = 16
 PHRASE = 3
 RECALL_KEYS, TRANS_KEYS = 8, 6
 ZIPF = 1.0
-TASKS = ("recall", "arith", "trans")
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,6 @@ class Vocab:
 
     tokens: tuple[str, ...]
     offset: dict
-
-    def ids(self, text: str) -> list[int]:
-        index = {t: i for i, t in enumerate(self.tokens)}
-        return [index[w] for w in text.split()]
 
     def text(self, ids) -> str:
         return " ".join(self.tokens[int(i)] for i in ids)

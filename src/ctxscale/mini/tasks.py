@@ -18,6 +18,7 @@ import numpy as np
 
 from ctxscale import prompts
 from ctxscale.mini import corpus
+from ctxscale.tasks import document_header
 
 
 def _rng(dataset: str, seed: int) -> np.random.Generator:
@@ -60,14 +61,8 @@ def prompts_documents(spec, n_shots: Sequence[int], n_instances: int, seed: int)
                 {"id": f"{spec.eval_split}:{i}", "suffix": suffix, "reference": reference}
             )
         docs[k] = {
-            "dataset": spec.name,
-            "task": spec.task,
-            "n_shots": k,
-            "seed": seed,
+            **document_header(spec, k, seed),
             "prefix": "",
-            "stop": spec.stop_strings,
-            "max_new_tokens": spec.max_new_tokens,
-            "metric": spec.metric,
             "demo_ids": [],
             "demonstrations": "per_instance",
             "instances": instances,
