@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ctxscale.mini import corpus
+
 
 @dataclass(frozen=True)
 class MiniConfig:
@@ -66,9 +68,9 @@ class MiniConfig:
             tie_word_embeddings=False,
             attention_bias=False,
             mlp_bias=False,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
+            bos_token_id=corpus.BOS,
+            eos_token_id=corpus.EOS,
+            pad_token_id=corpus.PAD,
         )
 
     def as_dict(self) -> dict:
