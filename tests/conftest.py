@@ -1,12 +1,24 @@
-"""Shared helpers: synthetic points tables drawn from the law with known parameters."""
+"""Shared helpers: synthetic points tables drawn from the law with known parameters, and
+configs as Snakemake itself resolves them."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from ctxscale.law import context_aware
+
+ROOT = Path(__file__).resolve().parents[1]
+#: `snakemake` without the SLURM plugin's controller probe (scripts/run_snakemake.py)
+SNAKEMAKE = [sys.executable, str(ROOT / "scripts/run_snakemake.py")]
 
 TRUE = {"A": 1.5, "C_c": 1e22, "alpha": 0.4, "B": 1.2, "n_pmt_c": 800.0, "beta": 0.55}
 
@@ -67,3 +79,33 @@ def wide_points() -> pd.DataFrame:
 @pytest.fixture
 def paper_points() -> pd.DataFrame:
     return synth(paper_grid(), seed=1)
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Snakemake against the repo's Snakefile in ``workdir`` (config.yaml copied there)."""
+    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def snakemake_config(tmp_path_factory):
+    """``resolve(*presets)``: the config a Snakemake dry run resolves from config.yaml and
+    ``workflow/presets/<preset>`` files (the copy the workflow writes under
+    .snakemake/ctxscale/ for its rules), one Snakemake call per preset list per session."""
+    cache: dict[tuple[str, ...], dict] = {}
+
+    def resolve(*presets: str) -> dict:
+        if presets not in cache:
+            work = tmp_path_factory.mktemp("resolved")
+            args = [
+                arg for p in presets for arg in ("--configfile", str(ROOT / "workflow/presets" / p))
+            ]
+            proc = run_snakemake(work, "results/config.yaml", "-n", *args, "--quiet", "all")
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            (written,) = (work / ".snakemake/ctxscale").glob("config-*.yaml")
+            cache[presets] = yaml.safe_load(written.read_text())
+        return cache[presets]
+
+    return resolve

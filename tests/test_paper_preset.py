@@ -2,9 +2,10 @@
 
 Snakemake merges ``--configfile`` files key by key (``snakemake.utils.update_config``), so
 a default-scale setting that the preset does not restate leaks into the paper scale. These
-tests resolve the two files with Snakemake's own merge (and once through a real dry run)
-and check what the paper scale runs: every dataset's own max new tokens, the models'
-tokenizer for the 256-token filter, the paper's settings as a whole.
+tests take the config a real Snakemake dry run resolves (the copy the workflow writes for
+its rules; conftest's ``snakemake_config``) and check what the paper scale runs: every
+dataset's own max new tokens, the models' tokenizer for the 256-token filter, the paper's
+settings as a whole.
 """
 
 import json
@@ -16,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import update_config
 
 from ctxscale.cli import main
-from ctxscale.config import merge_configs, validate_config
+from ctxscale.config import dump_config, load_configs, merge_configs, validate_config
 from ctxscale.errors import CtxscaleError
 from ctxscale.prompts_cap import effective_max_new_tokens
 from ctxscale.tasks import get_spec, registry
@@ -45,17 +45,9 @@ PAPER_MAX_NEW_TOKENS = {
 SHARED_WITH_DEFAULT: set[tuple[str, ...]] = set()
 
 
-def snakemake_merge(*files: Path) -> dict:
-    """The config Snakemake builds from ``configfile:`` + ``--configfile`` files."""
-    config: dict = {}
-    for f in files:
-        update_config(config, yaml.safe_load(f.read_text()))
-    return config
-
-
 @pytest.fixture(scope="module")
-def paper() -> dict:
-    return validate_config(snakemake_merge(DEFAULT, PAPER))
+def paper(snakemake_config) -> dict:
+    return snakemake_config("paper.yaml")
 
 
 def leaves(d: dict, path: tuple[str, ...] = ()):
@@ -74,9 +66,11 @@ def restated(d: dict, path: tuple[str, ...]) -> bool:
     return True
 
 
-def test_merge_configs_is_snakemakes_merge():
+def test_ctxscale_resolves_the_preset_as_snakemake_does(paper):
+    """``ctxscale config``'s merge (merge_configs, then validation) gives Snakemake's config."""
     layers = [yaml.safe_load(f.read_text()) for f in (DEFAULT, PAPER)]
-    assert merge_configs(layers) == snakemake_merge(DEFAULT, PAPER)
+    assert yaml.safe_load(dump_config(validate_config(merge_configs(layers)))) == paper
+    assert yaml.safe_load(dump_config(load_configs([DEFAULT, PAPER]))) == paper
 
 
 def test_every_dataset_keeps_its_own_max_new_tokens_at_paper_scale(paper):

@@ -74,11 +74,9 @@ def test_default_dag_has_every_stage(tmp_path):
 
 def paper_datasets():
     """The paper preset's datasets after group expansion (dm_math -> its modules)."""
-    from test_config import _merged
+    from ctxscale.config import load_configs
 
-    from ctxscale.config import validate_config
-
-    return validate_config(_merged(ROOT / "config.yaml", PAPER))["datasets"]
+    return load_configs([ROOT / "config.yaml", PAPER])["datasets"]
 
 
 def paper_counts():

@@ -14,7 +14,9 @@ The original evaluation's metrics, re-implemented from their definitions:
   ``word_tokenize``; the two differ on contractions and a few symbols).
 * ``math_equiv`` (the original's arithmetic metric, the default): the last number
   (``\\d+`` with ``.`` ``,`` ``/`` groups; commas dropped, ``a/b`` divided) of the output and
-  of the reference agree within absolute tolerance 1e-3. Signs are ignored, and a side
+  of the reference agree within absolute tolerance 1e-3 (inclusive; ``math.isclose`` as the
+  original calls it, so its default relative tolerance 1e-9 also applies, which matters only
+  above 1e6). A number with several slashes is no number. Signs are ignored, and a side
   without a number scores 0 -- as the original.
 
 Alternatives, not used by the original's arithmetic sets:
