@@ -1,14 +1,15 @@
 """`ctxscale infer-dataset`: every shot count of a (model, dataset); resumable, no stale reuse."""
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ctxscale.config import validate_config
 from ctxscale.errors import CtxscaleError
 from ctxscale.infer_dataset import infer_dataset, stale_reason
+from ctxscale.inference.base import Backend, Generation
 
 CONFIG = {
     "datasets": ["gsm8k"],
@@ -99,7 +100,6 @@ def test_failed_inference_and_missing_prompts_are_errors(work):
         infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())
     with pytest.raises(CtxscaleError, match="dataset 'piqa' is not among model 'm''s datasets"):
         infer_dataset("c.yaml", "m", "piqa", "list.tsv", run=FakeInfer())
-    assert validate_config(CONFIG)["n_shots"] == [0, 2]
 
 
 def test_cap_prompts_lowers_max_new_tokens_only(work):
@@ -115,24 +115,59 @@ def test_cap_prompts_lowers_max_new_tokens_only(work):
     assert main(["cap-prompts", "--max-new-tokens", "0", str(path)]) == 2
 
 
-def test_the_model_is_loaded_once_per_job(work, monkeypatch):
+class EchoBackend(Backend):
+    """A loaded "model" that answers each prompt with its own length in characters."""
+
+    name = "transformers"
+
+    def settings(self):
+        return {"dtype": "float32", "device": "cpu"}
+
+    def generate(self, prefix, suffixes, stop, max_new_tokens, start=0):
+        for suffix in suffixes[start:]:
+            prompt = prefix + suffix
+            yield Generation(n_pmt=len(prompt), output=str(len(prompt)), n_gen=1)
+
+
+def test_the_model_is_loaded_once_per_job_and_its_shards_are_written(work, monkeypatch):
     import ctxscale.inference.cli as icli
-    import ctxscale.inference.shards as ishards
     from ctxscale.infer_dataset import SharedModelInfer
 
     Path("x").mkdir()  # the checkpoint's path
     for k in (0, 2):
         path = Path(f"results/prompts/gsm8k/{k}.json")
         doc = json.loads(path.read_text())
-        path.write_text(json.dumps({**doc, "prefix": "Q: "}))
+        doc["prefix"] = "Q: " * (k + 1)  # "Q: " or "Q: Q: Q: "
+        doc["instances"] = [
+            {"id": "a", "suffix": "1+1", "reference": "6" if k == 0 else "12"},
+            {"id": "b", "suffix": "22", "reference": "5"},
+        ]
+        path.write_text(json.dumps(doc))
     loads = []
-    monkeypatch.setattr(icli, "make_backend", lambda *a, **k: loads.append(a) or object())
-
-    def fake_write(prompts, backend, model, out, scorer, progress=True):
-        out.write_text(json.dumps({"settings": {"model": model["name"]}}) + "\n")
-        return out
-
-    monkeypatch.setattr(ishards, "write_shard", fake_write)
-    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=SharedModelInfer())
+    monkeypatch.setattr(icli, "make_backend", lambda *a, **k: loads.append(a) or EchoBackend())
+    shards = infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=SharedModelInfer())
     assert len(loads) == 1
-    assert len(Path("list.tsv").read_text().splitlines()) == 3
+    # prompt lengths: shot 0 "Q: 1+1" = 6, "Q: 22" = 5; shot 2 "Q: Q: Q: 1+1" = 12, ... = 11
+    want = {
+        0: [("a", 6, "6", 1.0), ("b", 5, "5", 1.0)],
+        2: [("a", 12, "12", 1.0), ("b", 11, "11", 0.0)],
+    }
+    listed = [ln.split("\t") for ln in Path("list.tsv").read_text().splitlines()[1:]]
+    assert [row[0] for row in listed] == shards
+    for (k, records), shard, row in zip(want.items(), shards, listed, strict=True):
+        data = Path(shard).read_bytes()
+        assert row[1:] == [str(len(data)), hashlib.sha256(data).hexdigest()]
+        head, *lines = [json.loads(ln) for ln in data.decode().splitlines()]
+        settings = head["settings"]
+        assert (settings["model"], settings["dataset"], settings["n_shots"]) == ("m", "gsm8k", k)
+        assert (settings["family"], settings["n_ctx"], settings["backend"]) == (
+            "f",
+            2048,
+            "transformers",
+        )
+        assert (settings["metric"], settings["max_new_tokens"]) == ("exact_match", 5)
+        assert settings["n_instances"] == 2 and settings["dtype"] == "float32"
+        got = [(r["id"], r["n_pmt"], r["output"], r["score"]) for r in lines]
+        assert got == records
+        assert {r["status"] for r in lines} == {"ok"}
+    assert not list(Path("results/generations").rglob("*.partial"))
