@@ -7,80 +7,24 @@ list), so a target can never exist in one place and be missing from the other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from ctxscale.errors import CtxscaleError
+from ctxscale import catalog
+from ctxscale.catalog import TASKS
 from ctxscale.models import ModelSpec, models_from_config
 
-TASKS = ("arithmetic", "common_sense", "translation")
-
-# Task of each dataset of the paper, used only when the task registry (ctxscale.tasks)
-# is not importable; the registry is the authority once present.
-_FALLBACK_TASKS = {
-    "arithmetic": ("gsm8k", "math", "aqua_rat", "aqua", "deepmind_mathematics", "dm_math"),
-    "common_sense": (
-        "piqa",
-        "hellaswag",
-        "arc_easy",
-        "arc_challenge",
-        "openbookqa",
-        "siqa",
-        "social_iqa",
-        "winogrande",
-        "commonsense_qa",
-        "commonsenseqa",
-    ),
-    "translation": ("wmt14_cs_en", "wmt14_de_en", "wmt14_fr_en", "wmt14_hi_en", "wmt14_ru_en"),
-}
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure of the paper: the task it shows (None: all) and the role it needs."""
-
-    name: str
-    task: str | None = None
-    needs_role: str | None = None
-
-
-FIGURES = (
-    Figure("fig1_context_agnostic"),
-    Figure("fig2_contour_arithmetic", "arithmetic"),
-    Figure("fig3_contour_common_sense", "common_sense"),
-    Figure("fig4_contour_translation", "translation"),
-    Figure("fig5_extrapolation_arithmetic", "arithmetic"),
-    Figure("fig6_extrapolation_common_sense", "common_sense"),
-    Figure("fig7_extrapolation_translation", "translation"),
-    Figure("ood_compute", needs_role="ood"),
-    Figure("yarn_vs_pi", needs_role="technique"),
-    Figure("residuals"),
-    Figure("params"),
-)
-TABLES = ("ablation", "mae", "params")
 FITS = ("main", "no_penalty", "penalty_variant", "extrapolation", "context_agnostic")
 PREDICTIONS = ("ood", "technique")
 REPORT = ("paper/report.md", "paper/report.html")
-CONFIG_COPY = "results/config.yaml"
-MANIFEST = "results/manifest.tsv"
+CONFIG_COPY = catalog.INPUTS["config"].path
+MANIFEST = catalog.INPUTS["manifest"].path
 
 
 def task_of(dataset: str) -> str:
     """The task (arithmetic, common_sense, translation) a dataset belongs to."""
-    try:  # the task registry (ctxscale.tasks) is the authority
-        from ctxscale.tasks import get_spec
-    except ImportError:
-        get_spec = None
-    if get_spec is not None:
-        return str(get_spec(dataset).task)
-    key = dataset.lower()
-    for task, names in _FALLBACK_TASKS.items():
-        if key in names or any(key.startswith(n + "_") or key.startswith(n + ".") for n in names):
-            return task
-    raise CtxscaleError(
-        f"dataset {dataset!r}: unknown task; known datasets: "
-        + ", ".join(n for names in _FALLBACK_TASKS.values() for n in names)
-    )
+    from ctxscale.tasks import get_spec  # the task registry is the authority
+
+    return str(get_spec(dataset).task)
 
 
 def tasks_in(config: dict[str, Any]) -> list[str]:
@@ -103,12 +47,7 @@ def shard_path(model: str, dataset: str, n_shots: int, root: str = "results/gene
 
 def figure_names(config: dict[str, Any]) -> list[str]:
     """Figures that the config can produce: tasks it has, roles it has."""
-    tasks, roles = set(tasks_in(config)), roles_in(config)
-    return [
-        f.name
-        for f in FIGURES
-        if (f.task is None or f.task in tasks) and (f.needs_role is None or f.needs_role in roles)
-    ]
+    return catalog.figure_names(tasks_in(config), roles_in(config))
 
 
 def prediction_names(config: dict[str, Any]) -> list[str]:
@@ -167,7 +106,7 @@ def analysis_artifacts(config: dict[str, Any]) -> list[str]:
     out += [f"results/predictions/{p}.csv" for p in prediction_names(config)]
     for name in figure_names(config):
         out += [f"figures/{name}.pdf", f"figures/{name}.png"]
-    for name in TABLES:
+    for name in catalog.TABLES:
         out += [f"results/tables/{name}.csv", f"results/tables/{name}.md"]
     return out
 

@@ -1,7 +1,7 @@
 """The paper's figures (and diagnostics), drawn from the workflow's results files.
 
 Each figure is a function of a :class:`~ctxscale.results.Results` returning a
-matplotlib figure; :data:`FIGURES` names them with the inputs they need, and
+matplotlib figure; :mod:`ctxscale.catalog` names each with the inputs it needs, and
 :func:`save_figure` writes PDF and PNG byte-identically on every run (no timestamps,
 fixed software tag, fixed hash salt and dpi). The law is evaluated only through the
 fits' ``predict_points`` (``ctxscale.fit``), never re-implemented here.
@@ -13,7 +13,6 @@ import io
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -27,14 +26,10 @@ import seaborn as sns  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from ctxscale import catalog  # noqa: E402
+from ctxscale.catalog import task_label, task_order  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
-from ctxscale.results import (  # noqa: E402
-    TASK_LABELS,
-    TASKS,
-    Results,
-    fit_identifiable,
-    fit_parameters,
-)
+from ctxscale.results import Results, fit_identifiable, fit_parameters  # noqa: E402
 
 DPI = 200
 COLUMN_WIDTH = 3.3  # inches, one column of a two-column paper
@@ -76,12 +71,7 @@ C_LABEL = "training compute C = 6ND (FLOPs)"
 # -- small helpers ---------------------------------------------------------------------------
 def tasks_of(df: pd.DataFrame) -> list[str]:
     """Tasks present in ``df``: the paper's three first, in its order, then any others."""
-    present = set(df["task"])
-    return [t for t in TASKS if t in present] + sorted(present - set(TASKS))
-
-
-def task_label(task: str) -> str:
-    return TASK_LABELS.get(task, task.replace("_", " "))
+    return task_order(df["task"])
 
 
 def size_label(n: float) -> str:
@@ -602,97 +592,21 @@ def fig_params(res: Results) -> plt.Figure:
     return fig
 
 
-# -- registry, saving ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FigureSpec:
-    name: str
-    draw: Callable[[Results], plt.Figure]
-    inputs: tuple[str, ...]
-    caption: str
-
-
-def _spec_list() -> list[FigureSpec]:
-    specs = [
-        FigureSpec(
-            "fig1_context_agnostic",
-            fig_context_agnostic,
-            ("points", "fit_main", "fit_agnostic"),
-            "Context-agnostic vs context-aware fit on the same points: score against prompt "
-            "length for the fitted model whose prompts run furthest past its context limit "
-            "(top), and predicted against observed for every fitted point (bottom).",
-        )
-    ]
-    for k, task in enumerate(TASKS):
-        specs.append(
-            FigureSpec(
-                f"fig{2 + k}_contour_{task}",
-                lambda r, t=task: fig_contour(r, t),
-                ("points", "fit_main"),
-                f"{task_label(task)}: the fitted law over training compute C and prompt length "
-                f"n_pmt at n_ctx = 8k (or the available n_ctx closest to it), one panel per model "
-                f"size, observed points coloured by score on the same scale.",
-            )
-        )
-    for k, task in enumerate(TASKS):
-        specs.append(
-            FigureSpec(
-                f"fig{5 + k}_extrapolation_{task}",
-                lambda r, t=task: fig_extrapolation(r, t),
-                ("points", "fit_extrapolation", "config"),
-                f"{task_label(task)}: long-context generalisation at the largest n_ctx; the law "
-                f"fitted on points with n_pmt below the cut-off (open markers), held-out points "
-                f"filled, their MAE in the legend.",
-            )
-        )
-    specs += [
-        FigureSpec(
-            "ood_compute",
-            fig_ood_compute,
-            ("points", "fit_main", "ood"),
-            "Out-of-distribution compute: observed scores (dots) and the law's predictions "
-            "(bars) of families the law was not fitted on, across training compute; the fitted "
-            "families in grey.",
-        ),
-        FigureSpec(
-            "yarn_vs_pi",
-            fig_yarn_vs_pi,
-            ("points", "fit_main", "technique"),
-            "Context-extension technique: the model extended by another technique (squares, "
-            "dashed prediction) beside the YaRN model of the same size and closest n_ctx (dots, "
-            "solid prediction).",
-        ),
-        FigureSpec(
-            "residuals",
-            fig_residuals,
-            ("points", "fit_main"),
-            "Residuals of the main fit against prompt length (top) and context limit (bottom); "
-            "open markers are prompts longer than the context limit.",
-        ),
-        FigureSpec(
-            "params",
-            fig_params,
-            ("fit_main",),
-            "Fitted parameters of the main fit per task (A, alpha, B, beta; C_c and n_pmt_c are "
-            "fixed at reference scales of the data) and the identifiable combinations "
-            "log10(A C_c^-alpha), log10(B n_pmt_c^-beta), with bootstrap confidence intervals.",
-        ),
-    ]
-    return specs
-
-
-FIGURES: dict[str, FigureSpec] = {s.name: s for s in _spec_list()}
+# -- drawing, saving ---------------------------------------------------------------------------
+#: The catalog's figures (ctxscale.catalog): name -> entry naming this module's drawing function.
+FIGURES = catalog.FIGURES
 
 
 def draw_figure(name: str, res: Results) -> plt.Figure:
     """Draw figure ``name`` (checking its inputs first) inside the fixed style."""
     if name not in FIGURES:
         raise CtxscaleError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
-    spec = FIGURES[name]
+    entry = FIGURES[name]
     res.purpose = f"figure {name}"
-    # the config is optional: only a fallback for settings the fits record
-    res.require(tuple(i for i in spec.inputs if i != "config"))
+    res.require(entry.required)
+    draw = catalog.resolve(entry.draw)
     with plt.rc_context(STYLE):
-        return spec.draw(res)
+        return draw(res) if entry.task is None else draw(res, entry.task)
 
 
 def figure_bytes(fig: plt.Figure, fmt: str) -> bytes:

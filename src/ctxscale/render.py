@@ -11,46 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from ctxscale import catalog
 from ctxscale.results import INPUT_OPTIONS, Inputs, Results, option_flag
 
-# The registries' names, here so that ``ctxscale --help`` need not import matplotlib
-# (tests check they match ctxscale.figures.FIGURES and ctxscale.tables.TABLES).
-FIGURE_NAMES = (
-    "fig1_context_agnostic",
-    "fig2_contour_arithmetic",
-    "fig3_contour_common_sense",
-    "fig4_contour_translation",
-    "fig5_extrapolation_arithmetic",
-    "fig6_extrapolation_common_sense",
-    "fig7_extrapolation_translation",
-    "ood_compute",
-    "yarn_vs_pi",
-    "residuals",
-    "params",
-)
-TABLE_NAMES = ("mae", "ablation", "params")
+FIGURE_NAMES = tuple(catalog.FIGURES)
+TABLE_NAMES = tuple(catalog.TABLES)
 
 
 def expected_figures(tasks: set[str] | list[str], roles: set[str] | list[str]) -> list[str]:
-    """The figures a run can draw, given its tasks and the roles of its families.
-
-    Per-task figures need that task's points; ``ood_compute`` needs an ``ood`` family and
-    ``yarn_vs_pi`` a ``technique`` family. Every table is always available.
-    """
-    tasks, roles = set(tasks), set(roles)
-    out = []
-    for name in FIGURE_NAMES:
-        task = next(
-            (t for t in ("arithmetic", "common_sense", "translation") if name.endswith(t)), None
-        )
-        if task is not None and task not in tasks:
-            continue
-        if (name == "ood_compute" and "ood" not in roles) or (
-            name == "yarn_vs_pi" and "technique" not in roles
-        ):
-            continue
-        out.append(name)
-    return out
+    """The figures a run can draw, given its tasks and the roles of its families."""
+    return catalog.figure_names(tasks, roles)
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
@@ -135,18 +105,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 def inputs_markdown() -> str:
     """The Markdown table of every output's input options, as docs/figures.md lists it."""
-    from ctxscale.figures import FIGURES
-    from ctxscale.tables import TABLES
-
     rows = ["| command | output | input options |", "| --- | --- | --- |"]
     for kind, registry, out in (
-        ("figure", FIGURES, "figures/{}.pdf + .png"),
-        ("table", TABLES, "results/tables/{}.csv + .md"),
+        ("figure", catalog.FIGURES, "figures/{}.pdf + .png"),
+        ("table", catalog.TABLES, "results/tables/{}.csv + .md"),
     ):
-        for name, spec in registry.items():
+        for name, entry in registry.items():
             opts = ", ".join(
-                f"`{option_flag(i)}`" + (" (optional)" if i == "config" else "")
-                for i in spec.inputs
+                f"`{option_flag(i)}`" + (" (optional)" if i in entry.optional else "")
+                for i in entry.inputs
             )
             rows.append(f"| `ctxscale {kind} {name}` | `{out.format(name)}` | {opts} |")
     every = ", ".join(f"`{option_flag(i)}`" for i in INPUT_OPTIONS)

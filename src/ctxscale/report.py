@@ -18,27 +18,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from ctxscale.catalog import FIGURES, TABLES
 from ctxscale.errors import CtxscaleError
-from ctxscale.figures import FIGURES, ctx_label, draw_figure, figure_bytes, size_label
+from ctxscale.figures import ctx_label, draw_figure, figure_bytes, size_label
 from ctxscale.results import Results, sha256_file
-from ctxscale.tables import TABLES, build_table, markdown_table, paper_results
-
-# What the paper shows for each figure (its counterpart), set beside ours.
-PAPER_FIGURE_NOTES = {
-    "fig1_context_agnostic": "Paper Figure 1 (motivation): a context-agnostic law cannot follow "
-    "the collapse of performance once prompts exceed the context limit.",
-    "contour": "Paper Figures 2-4: contours of the fit over (C, n_pmt) at n_ctx = 8k for "
-    "Llama-2-7B (C ~ 7.8e22) and Llama-2-13B (C ~ 1.5e23); in-distribution MAE {mae}.",
-    "extrapolation": "Paper Figures 5-7: at n_ctx = 128k, the law fitted on n_pmt < 10k "
-    "predicts held-out points up to 128k; extrapolation MAE {mae}.",
-    "ood_compute": "Paper: the law fitted on Llama-2 7B/13B predicts Qwen-2.5-0.5B, "
-    "Gemma-2 (2B, 9B, 27B) and Llama-2-70B across three orders of magnitude of compute "
-    "(shown as a figure; no per-model numbers published).",
-    "yarn_vs_pi": "Paper: Llama-2-7B extended with positional interpolation instead of YaRN "
-    "follows the same law (shown as a figure; no numbers published).",
-    "residuals": "Not in the paper: a diagnostic of the main fit.",
-    "params": "Not in the paper: the fitted values are not published.",
-}
+from ctxscale.tables import build_table, markdown_table, paper_results, table_cells
 
 
 @dataclass
@@ -366,13 +350,12 @@ def _provenance_section(doc: Report, res: Results) -> None:
 
 
 def _paper_note(name: str) -> str:
-    paper = paper_results()["mae"]
-    for key, setting in (("contour", "in_distribution"), ("extrapolation", "extrapolation")):
-        if key in name:
-            task = name.split(f"{key}_", 1)[1]
-            value = paper[setting].get(task)
-            return PAPER_FIGURE_NOTES[key].format(mae=f"{value:.3f}" if value else "n/a")
-    return PAPER_FIGURE_NOTES.get(name, "")
+    """The figure's paper counterpart (ctxscale.catalog), with the paper's MAE filled in."""
+    entry = FIGURES[name]
+    if entry.paper_mae is None:
+        return entry.paper
+    value = paper_results()["mae"][entry.paper_mae].get(entry.task)
+    return entry.paper.format(mae=f"{value:.3f}" if value else "n/a")
 
 
 def _figure_png(name: str, res: Results, figures_dir: Path | None) -> bytes:
@@ -403,9 +386,9 @@ def build_report(
     _check_section(doc, res)
 
     doc.h(2, "Tables")
-    for name, spec in TABLES.items():
+    for name, entry in TABLES.items():
         doc.h(3, f"Table `{name}`")
-        doc.p(spec.caption)
+        doc.p(entry.caption)
         res.purpose = f"table {name}"
         try:
             df = build_table(name, res)
@@ -413,12 +396,12 @@ def build_report(
             missing.append(f"table {name}: {exc}")
             doc.p(f"Not produced at this scale: {exc}")
             continue
-        doc.table(*spec.cells(df))
+        doc.table(*table_cells(name, df))
 
     doc.h(2, "Figures")
-    for name, spec in FIGURES.items():
+    for name, entry in FIGURES.items():
         doc.h(3, f"Figure `{name}`")
-        doc.p(spec.caption)
+        doc.p(entry.caption)
         note = _paper_note(name)
         if note:
             doc.p(note)

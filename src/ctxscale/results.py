@@ -23,35 +23,15 @@ import pandas as pd
 import yaml
 
 from ctxscale import fit as fitmod
+from ctxscale.catalog import INPUTS
 from ctxscale.errors import CtxscaleError
 from ctxscale.law import PARAM_NAMES
 from ctxscale.points import validate_points
 
-TASKS = ("arithmetic", "common_sense", "translation")
-TASK_LABELS = {
-    "arithmetic": "Arithmetic reasoning",
-    "common_sense": "Common-sense reasoning",
-    "translation": "Machine translation",
-}
 POINT_COLUMNS = ("family", "model", "role", "task", "n_shots", "n_ctx", "N", "C", "n_pmt", "score")
 
-# Input option name -> (attribute, help text). The CLI and docs/figures.md use these.
-INPUT_OPTIONS = {
-    "points": "task-level points table (results/points.csv)",
-    "fit_main": "context-aware fit with the penalty (results/fits/main.json)",
-    "fit_no_penalty": "context-aware fit without the penalty (results/fits/no_penalty.json)",
-    "fit_penalty_variant": "context-aware fit with the other penalty form: centre fitted if "
-    "the main fit fixes it at n_ctx, and fixed if the main fit fits it "
-    "(results/fits/penalty_variant.json)",
-    "fit_extrapolation": "fit on n_pmt below the hold-out cut-off "
-    "(results/fits/extrapolation.json)",
-    "fit_agnostic": "context-agnostic baseline fit (results/fits/context_agnostic.json)",
-    "ood": "predictions for the out-of-distribution families (results/predictions/ood.csv)",
-    "technique": "predictions for the other context-extension technique "
-    "(results/predictions/technique.csv)",
-    "manifest": "artifact manifest with sha256 sums (results/manifest.tsv)",
-    "config": "experiment config (config.yaml)",
-}
+# Input option name -> help text (the catalog's inputs). The CLI and docs/figures.md use these.
+INPUT_OPTIONS = {name: entry.help for name, entry in INPUTS.items()}
 
 
 @dataclass(frozen=True)
@@ -93,15 +73,11 @@ class Inputs:
     def under(cls, results: Path) -> Inputs:
         """The workflow's standard locations under a results directory (no config)."""
         return cls(
-            points=results / "points.csv",
-            fit_main=results / "fits/main.json",
-            fit_no_penalty=results / "fits/no_penalty.json",
-            fit_penalty_variant=results / "fits/penalty_variant.json",
-            fit_extrapolation=results / "fits/extrapolation.json",
-            fit_agnostic=results / "fits/context_agnostic.json",
-            ood=results / "predictions/ood.csv",
-            technique=results / "predictions/technique.csv",
-            manifest=results / "manifest.tsv",
+            **{
+                name: results / Path(entry.path).relative_to("results")
+                for name, entry in INPUTS.items()
+                if name != "config"
+            }
         )
 
 

@@ -10,8 +10,6 @@ uncertainty of the fit itself, which the parameter table's bootstrap CIs describ
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ctxscale import catalog
+from ctxscale.catalog import task_order
 from ctxscale.errors import CtxscaleError
 from ctxscale.law import PARAM_NAMES
 from ctxscale.results import (
-    TASKS,
     Results,
     fit_identifiable,
     fit_parameters,
@@ -72,11 +71,6 @@ def noise_mae(points: pd.DataFrame) -> float:
     return float(np.mean(np.sqrt(2 / np.pi) * np.sqrt(p * (1 - p) / n)))
 
 
-def _task_order(tasks) -> list[str]:
-    present = set(tasks)
-    return [t for t in TASKS if t in present] + sorted(present - set(TASKS))
-
-
 def table_mae(res: Results) -> pd.DataFrame:
     """Per task: in-distribution MAE (main fit, all fitted points) and extrapolation MAE
     (fit on n_pmt below the cut-off, evaluated on the held-out points), with CIs."""
@@ -85,7 +79,7 @@ def table_mae(res: Results) -> pd.DataFrame:
     main = res.predicted("fit_main")
     extra = res.predicted("fit_extrapolation")
     rows = []
-    for task in _task_order(set(main["task"]) | set(extra["task"])):
+    for task in task_order(set(main["task"]) | set(extra["task"])):
         held = extra[(extra["task"] == task) & (extra["n_pmt"] >= cutoff)]
         longest = held[held["n_ctx"] == held["n_ctx"].max()] if len(held) else held
         fitted = main[main["task"] == task]
@@ -128,7 +122,7 @@ def table_ablation(res: Results) -> pd.DataFrame:
         )
     fits.append(("without_penalty", without, "fit_no_penalty"))
     rows = []
-    for task in _task_order(set(with_p["task"]) | set(without["task"])):
+    for task in task_order(set(with_p["task"]) | set(without["task"])):
         for fit, df, source in fits:
             penalty = res.fit(source)["settings"]["penalty"]
             tp = df[df["task"] == task]
@@ -182,7 +176,7 @@ def table_params(res: Results) -> pd.DataFrame:
         raise CtxscaleError(f"{res.path('fit_main')} records no fitted parameters")
     ident = fit_identifiable(fit)
     rows = []
-    for task in _task_order(params["task"]):
+    for task in task_order(params["task"]):
         refs = fit_references(fit, task)
         bound = _bound_notes((fit.get("tasks") or {}).get(task, {}).get("at_bound") or {})
         for kind, df in (("parameter", params), ("identifiable", ident)):
@@ -306,7 +300,7 @@ def cells_ablation(df: pd.DataFrame) -> Cells:
 
 def cells_params(df: pd.DataFrame) -> Cells:
     """One row per parameter, one column per task (value [95% CI])."""
-    tasks = _task_order(df["task"].unique())
+    tasks = task_order(df["task"].unique())
     header = ["parameter", *tasks]
     rows = []
     for name in dict.fromkeys(df["parameter"]):
@@ -327,61 +321,22 @@ def cells_params(df: pd.DataFrame) -> Cells:
     return header, rows
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    build: Callable[[Results], pd.DataFrame]
-    cells: Callable[[pd.DataFrame], Cells]
-    inputs: tuple[str, ...]
-    caption: str
-
-
-TABLES: dict[str, TableSpec] = {
-    t.name: t
-    for t in (
-        TableSpec(
-            "mae",
-            table_mae,
-            cells_mae,
-            ("points", "fit_main", "fit_extrapolation", "config"),
-            "Mean absolute error per task: in-distribution (main fit on every fitted point) "
-            "and long-context extrapolation (fit on n_pmt below the cut-off, scored on the "
-            "held-out points of every model, and of the longest-context model alone: the "
-            "paper's extrapolation figures use n_ctx = 128k, where held-out points lie inside "
-            "the context limit), 95% bootstrap CI over points.",
-        ),
-        TableSpec(
-            "ablation",
-            table_ablation,
-            cells_ablation,
-            ("points", "fit_main", "fit_no_penalty", "config"),
-            "Penalty ablation: MAE of the fits with and without the context penalty on "
-            "prompts within the context limit, beyond it, and all (the paper reports "
-            "arithmetic only); with --fit-penalty-variant also the other penalty form "
-            "(centre fitted, or fixed at n_ctx).",
-        ),
-        TableSpec(
-            "params",
-            table_params,
-            cells_params,
-            ("points", "fit_main"),
-            "Fitted parameters of the main fit with bootstrap CIs, and the identifiable "
-            "combinations log10(A C_c^-alpha) and log10(B n_pmt_c^-beta): A and C_c (B and "
-            "n_pmt_c) enter the law only through these, so the fit fixes C_c and n_pmt_c at "
-            "reference scales of the data (geometric means) and fits A, alpha, B, beta.",
-        ),
-    )
-}
+#: The catalog's tables (ctxscale.catalog): name -> entry naming this module's functions.
+TABLES = catalog.TABLES
 
 
 def build_table(name: str, res: Results) -> pd.DataFrame:
     if name not in TABLES:
         raise CtxscaleError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
-    spec = TABLES[name]
+    entry = TABLES[name]
     res.purpose = f"table {name}"
-    # the config only supplies seeds and the cut-off fallback
-    res.require(tuple(i for i in spec.inputs if i != "config"))
-    return spec.build(res)
+    res.require(entry.required)
+    return catalog.resolve(entry.draw)(res)
+
+
+def table_cells(name: str, df: pd.DataFrame) -> Cells:
+    """A table's header and rows as its Markdown shows them."""
+    return catalog.resolve(TABLES[name].cells)(df)
 
 
 def write_table(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
@@ -392,7 +347,7 @@ def write_table(name: str, df: pd.DataFrame, out: Path) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     md = out.with_suffix(".md")
     out.write_text(df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
-    md.write_text(markdown_table(*TABLES[name].cells(df)))
+    md.write_text(markdown_table(*table_cells(name, df)))
     return [out, md]
 
 

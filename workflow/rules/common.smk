@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from ctxscale import artifacts  # noqa: E402
+from ctxscale import artifacts, catalog  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.joblogs import failure_report  # noqa: E402
@@ -87,7 +87,7 @@ wildcard_constraints:
     fit="|".join(artifacts.FITS),
     prediction="|".join(artifacts.PREDICTIONS),
     figure="|".join(FIGURES),
-    table="|".join(artifacts.TABLES),
+    table="|".join(catalog.TABLES),
 
 
 def model_settings(wildcards):
@@ -195,53 +195,22 @@ def fit_options(wildcards):
     }[wildcards.fit]
 
 
-# Inputs of each figure and table, named as `ctxscale figure/table` options (docs/figures.md).
-_FIGURE_INPUTS = {
-    "fig1_context_agnostic": ("points", "fit_main", "fit_agnostic"),
-    "ood_compute": ("points", "fit_main", "ood"),
-    "yarn_vs_pi": ("points", "fit_main", "technique"),
-    "params": ("fit_main",),
-}
-_TABLE_INPUTS = {
-    "mae": ("points", "fit_main", "fit_extrapolation", "config"),
-    "ablation": ("points", "fit_main", "fit_no_penalty", "fit_penalty_variant", "config"),
-    "params": ("points", "fit_main"),
-}
-INPUT_FILES = {
-    "points": "results/points.csv",
-    "fit_main": "results/fits/main.json",
-    "fit_no_penalty": "results/fits/no_penalty.json",
-    "fit_penalty_variant": "results/fits/penalty_variant.json",
-    "fit_extrapolation": "results/fits/extrapolation.json",
-    "fit_agnostic": "results/fits/context_agnostic.json",
-    "ood": "results/predictions/ood.csv",
-    "technique": "results/predictions/technique.csv",
-    "config": artifacts.CONFIG_COPY,
-    "manifest": MANIFEST,
-}
-
-
+# Inputs of each figure and table (the catalog), named as `ctxscale figure/table` options.
 def figure_inputs(wildcards):
-    """What each figure reads: the points and the fits/predictions it draws."""
-    name = wildcards.figure
-    if name in _FIGURE_INPUTS:
-        keys = _FIGURE_INPUTS[name]
-    elif "_extrapolation_" in name:
-        keys = ("points", "fit_extrapolation", "config")
-    else:  # contours, residuals
-        keys = ("points", "fit_main")
-    return {k: INPUT_FILES[k] for k in keys}
+    return catalog.FIGURES[wildcards.figure].paths()
 
 
 def table_inputs(wildcards):
-    return {k: INPUT_FILES[k] for k in _TABLE_INPUTS[wildcards.table]}
+    return catalog.TABLES[wildcards.table].paths()
 
 
 def report_inputs(wildcards):
-    keys = ["points", "fit_main", "fit_no_penalty", "fit_penalty_variant", "fit_extrapolation"]
-    keys += ["fit_agnostic"]
-    keys += PREDICTIONS + ["manifest", "config"]
-    inputs = {k: INPUT_FILES[k] for k in keys}
+    """Every catalogued input (the predictions this config makes) and every figure's PNG."""
+    inputs = {
+        k: v.path
+        for k, v in catalog.INPUTS.items()
+        if k not in artifacts.PREDICTIONS or k in PREDICTIONS
+    }
     inputs["pngs"] = [f"figures/{f}.png" for f in FIGURES]
     return inputs
 
