@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import differential_evolution, least_squares, minimize
-from scipy.special import expit
 
 from ctxscale import law as lawmod
 from ctxscale.errors import CtxscaleError
@@ -87,7 +86,6 @@ LOCAL_SETTINGS: dict[str, Any] = {
     "huber": {"method": "least_squares/trf", "ftol": 1e-12, "xtol": 1e-12, "gtol": 1e-12},
     "absolute": {"method": "Powell", "xtol": 1e-8, "ftol": 1e-12, "maxfev": 20000},
 }
-_LN10 = math.log(10.0)
 _SIG = 10  # significant digits of floats written to FIT.json
 
 
@@ -178,35 +176,23 @@ class _Problem:
         n_pmt_ref: float,
         settings: FitSettings,
     ) -> None:
-        self.u = np.log(C) - math.log(C_ref)
-        self.v = np.log(n_pmt) - math.log(n_pmt_ref)
-        self.fitted_penalty = settings.fitted_penalty
-        self.r = np.log(n_pmt) - np.log(n_ctx)  # log(n_pmt / n_ctx), for a fitted penalty
-        self.pen = lawmod.penalty(n_pmt, n_ctx, settings.effective_penalty, settings.penalty_width)
+        self.x = lawmod.FitCoords.of(
+            C,
+            n_pmt,
+            n_ctx,
+            C_ref,
+            n_pmt_ref,
+            settings.law,
+            settings.effective_penalty,
+            settings.penalty_width,
+        )
         self.y = np.asarray(score, dtype=float)
         self.loss = settings.loss
         self.delta = settings.huber_delta
-        self.agnostic = settings.law == "context_agnostic"
 
     def predict(self, theta: np.ndarray) -> np.ndarray:
         """Predictions for theta of shape (k,) -> (n,) or (k, S) -> (S, n)."""
-        theta = np.asarray(theta, dtype=float)
-        batch = theta.ndim == 2
-        t = theta if batch else theta[:, None]
-        f = lawmod.saturating_from_log(_LN10 * t[0][:, None] + t[1][:, None] * self.u[None, :])
-        if self.agnostic:
-            pred = f
-        else:
-            g = lawmod.saturating_from_log(_LN10 * t[2][:, None] + t[3][:, None] * self.v[None, :])
-            pred = f * g * self._penalty(t)
-        return pred if batch else pred[0]
-
-    def _penalty(self, t: np.ndarray) -> np.ndarray:
-        """The penalty for a (k, S) population: fixed, or from its centre/width columns."""
-        if not self.fitted_penalty:
-            return self.pen[None, :]
-        z = -(self.r[None, :] - _LN10 * t[4][:, None]) / 10.0 ** t[5][:, None]
-        return expit(z)
+        return lawmod.predict_fit(theta, self.x)
 
     def objective(self, theta: np.ndarray) -> np.ndarray | float:
         """Mean loss of the residuals; vectorised over a (k, S) population."""
@@ -227,28 +213,7 @@ class _Problem:
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         """d prediction / d theta, shape (n, k)."""
-        la = _LN10 * theta[0] + theta[1] * self.u
-        xa = np.exp(np.minimum(la, 700.0))
-        f = -np.expm1(-xa)
-        dfa = np.exp(-xa) * xa  # d f / d log x
-        cols_f = [dfa * _LN10, dfa * self.u]
-        if self.agnostic:
-            return np.column_stack(cols_f)
-        lb = _LN10 * theta[2] + theta[3] * self.v
-        xb = np.exp(np.minimum(lb, 700.0))
-        g = -np.expm1(-xb)
-        dgb = np.exp(-xb) * xb
-        pen = self._penalty(np.asarray(theta, dtype=float)[:, None])[0]
-        gp = g * pen
-        fp = f * pen
-        cols = [cols_f[0] * gp, cols_f[1] * gp, dgb * _LN10 * fp, dgb * self.v * fp]
-        if self.fitted_penalty:
-            # pen = sigma(z), z = -(r - ln10 t4) / 10^t5
-            width = 10.0 ** theta[5]
-            dpen = pen * (1.0 - pen)
-            fg = f * g * dpen * _LN10 / width
-            cols += [fg, fg * (self.r - _LN10 * theta[4])]
-        return np.column_stack(cols)
+        return lawmod.jacobian_fit(theta, self.x)
 
 
 def _local(problem: _Problem, settings: FitSettings, x0: np.ndarray, lo, hi) -> np.ndarray:

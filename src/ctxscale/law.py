@@ -32,11 +32,18 @@ The penalty has no fitted parameters; it is a named choice (see :data:`PENALTIES
 
 The context-agnostic baseline (the paper's Figure 1 comparison) keeps only the compute
 term: ``P(C) = 1 - exp(-A (C / C_c)^alpha)``.
+
+The fit (:mod:`ctxscale.fit`) searches the law in its own coordinates: ``theta = (log10 A,
+alpha, log10 B, beta)`` at fixed reference scales C_c and n_pmt_c, plus ``(log10 centre,
+log10 width)`` for a fitted penalty. :func:`predict_fit` evaluates the law there and
+:func:`jacobian_fit` is its analytic derivative; both live here, beside the law.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
@@ -196,3 +203,93 @@ def predict(
         width=width,
         centre=centre,
     )
+
+
+# -- the law in the fit's coordinates ------------------------------------------------------
+_LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True, eq=False)
+class FitCoords:
+    """One task's points in the fit's coordinates.
+
+    ``u = log(C / C_ref)``, ``v = log(n_pmt / n_pmt_ref)``, ``r = log(n_pmt / n_ctx)``;
+    ``pen`` is the fixed penalty at each point (unused when ``fitted_penalty``: then
+    ``theta[4:6]`` are the penalty's log10 centre and log10 width).
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    r: np.ndarray
+    pen: np.ndarray
+    agnostic: bool = False
+    fitted_penalty: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        C: np.ndarray,
+        n_pmt: np.ndarray,
+        n_ctx: np.ndarray,
+        C_ref: float,
+        n_pmt_ref: float,
+        law: str = "context_aware",
+        penalty_name: str = DEFAULT_PENALTY,
+        width: float = DEFAULT_PENALTY_WIDTH,
+    ) -> FitCoords:
+        return cls(
+            u=np.log(C) - math.log(C_ref),
+            v=np.log(n_pmt) - math.log(n_pmt_ref),
+            r=np.log(n_pmt) - np.log(n_ctx),
+            pen=penalty(n_pmt, n_ctx, penalty_name, width),
+            agnostic=law == "context_agnostic",
+            fitted_penalty=penalty_name in FITTED_PENALTIES,
+        )
+
+
+def _fit_penalty(t: np.ndarray, x: FitCoords) -> np.ndarray:
+    """The penalty for a (k, S) population: fixed, or from its centre/width rows."""
+    if not x.fitted_penalty:
+        return x.pen[None, :]
+    z = -(x.r[None, :] - _LN10 * t[4][:, None]) / 10.0 ** t[5][:, None]
+    return expit(z)
+
+
+def predict_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
+    """The law at ``theta``: shape (k,) -> (n,), or a population (k, S) -> (S, n)."""
+    theta = np.asarray(theta, dtype=float)
+    batch = theta.ndim == 2
+    t = theta if batch else theta[:, None]
+    f = saturating_from_log(_LN10 * t[0][:, None] + t[1][:, None] * x.u[None, :])
+    if x.agnostic:
+        pred = f
+    else:
+        g = saturating_from_log(_LN10 * t[2][:, None] + t[3][:, None] * x.v[None, :])
+        pred = f * g * _fit_penalty(t, x)
+    return pred if batch else pred[0]
+
+
+def jacobian_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
+    """d predict_fit / d theta at one theta, shape (n, k)."""
+    la = _LN10 * theta[0] + theta[1] * x.u
+    xa = np.exp(np.minimum(la, _MAX_LOG_TERM))
+    f = -np.expm1(-xa)
+    dfa = np.exp(-xa) * xa  # d f / d log x
+    cols_f = [dfa * _LN10, dfa * x.u]
+    if x.agnostic:
+        return np.column_stack(cols_f)
+    lb = _LN10 * theta[2] + theta[3] * x.v
+    xb = np.exp(np.minimum(lb, _MAX_LOG_TERM))
+    g = -np.expm1(-xb)
+    dgb = np.exp(-xb) * xb
+    pen = _fit_penalty(np.asarray(theta, dtype=float)[:, None], x)[0]
+    gp = g * pen
+    fp = f * pen
+    cols = [cols_f[0] * gp, cols_f[1] * gp, dgb * _LN10 * fp, dgb * x.v * fp]
+    if x.fitted_penalty:
+        # pen = sigma(z), z = -(r - ln10 t4) / 10^t5
+        width = 10.0 ** theta[5]
+        dpen = pen * (1.0 - pen)
+        fg = f * g * dpen * _LN10 / width
+        cols += [fg, fg * (x.r - _LN10 * theta[4])]
+    return np.column_stack(cols)
