@@ -200,6 +200,11 @@ def test_evaluation_groups_are_each_familys_ladder_and_extensions(mw):
         "tiny_tiny_s300_extensions": ["tiny-s300-yarn4x"],
         "tiny_pi_tiny_s10_extensions": ["tiny-s10-pi2x"],
     }
+    # the same extension groups are fine-tuned one job each; ladders are trained, not extended
+    assert world.extension_groups(mw) == {
+        "tiny_tiny_s300_extensions": ["tiny-s300-yarn4x"],
+        "tiny_pi_tiny_s10_extensions": ["tiny-s10-pi2x"],
+    }
 
 
 def test_bad_miniworld_configs_fail_at_start():

@@ -51,7 +51,10 @@ DEFAULT_COUNTS = {
     "mini_prompts": 3,  # the miniature world's three datasets
     "mini_train_mini": 1,  # one run per trained family: its whole compute ladder
     "mini_train_mini_wide": 1,
-    "mini_extend": 9,  # YaRN 2/4/8x of two ladder steps, PI 2/4/8x of one
+    # the 9 extensions in 3 jobs: YaRN 2/4/8x of two ladder steps, PI 2/4/8x of one
+    "mini_extend_mini_mini_s3000_extensions": 1,
+    "mini_extend_mini_mini_s1500_extensions": 1,
+    "mini_extend_mini_pi_mini_s3000_extensions": 1,
     # the miniature models in 5 jobs: each family's ladder, each checkpoint's extensions
     "infer_mini_mini_ladder": 1,
     "infer_mini_mini_mini_s3000_extensions": 1,

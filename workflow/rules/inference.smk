@@ -70,6 +70,8 @@ for _group, _models in MINI_INFER_GROUPS.items():
         params:
             models=" ".join(_models),
             settings=[settings_of(m) for m in _models],
+            # each model's shot counts: the union of the group's prompts would hide a change
+            plans=[MODELS[m].plan for m in _models],
             datasets=" ".join(MINI["datasets"]),
         log:
             f"logs/infer/mini_{_group}.log",

@@ -1,7 +1,7 @@
 # The miniature world (docs/miniworld.md): its prompts, and its models trained on the CPU.
 # One training job per family writes every checkpoint of the family's compute ladder; one
-# job per context extension fine-tunes a ladder checkpoint. The checkpoints then flow
-# through the same `infer` rule as every other model.
+# job per ladder checkpoint and method fine-tunes its context extensions. The checkpoints
+# then flow through the same inference as every other model.
 
 MINI = config["miniworld"]
 
@@ -48,23 +48,28 @@ for _family in MINI_TRAINED:
             " --threads {threads} > {log} 2>&1"
 
 
-rule mini_extend:
-    input:
-        lambda wildcards: mini_checkpoint_files(MINI_BASE[wildcards.mini]),
-    output:
-        mini_checkpoint_files("{mini}"),
-    params:
-        settings=lambda wildcards: mini_settings(wildcards.mini),
-    log:
-        "logs/miniworld/extend_{mini}.log",
-    benchmark:
-        "logs/miniworld/extend_{mini}.benchmark.tsv"
-    wildcard_constraints:
-        mini=one_of(MINI_BASE),
-    threads: MINI["threads"]
-    priority: 10
-    conda:
-        "../../envs/inference.yaml"
-    shell:
-        "ctxscale mini extend --config \"$CTXSCALE_CONFIG\" --model {wildcards.mini}"
-        " --threads {threads} > {log} 2>&1"
+# The extensions of one ladder checkpoint (one method) are seconds of work each beside a
+# process start: one job fine-tunes them all, one after the other.
+for _group, _models in world.extension_groups(MINI).items() if MINI_ON else []:
+
+    rule:
+        name:
+            f"mini_extend_{_group}"
+        input:
+            sorted({f for m in _models for f in mini_checkpoint_files(MINI_BASE[m])}),
+        output:
+            [f for m in _models for f in mini_checkpoint_files(m)],
+        params:
+            models=" ".join(_models),
+            settings=[mini_settings(m) for m in _models],
+        log:
+            f"logs/miniworld/extend_{_group}.log",
+        benchmark:
+            f"logs/miniworld/extend_{_group}.benchmark.tsv"
+        threads: MINI["threads"]
+        priority: 10
+        conda:
+            "../../envs/inference.yaml"
+        shell:
+            "ctxscale mini extend --config \"$CTXSCALE_CONFIG\" --model {params.models}"
+            " --threads {threads} > {log} 2>&1"

@@ -4,8 +4,9 @@ Line 1 is ``{"settings": {...}}``; then one record per instance, in prompt order
 
     {"id", "n_pmt", "output", "n_gen", "score", "status"}
 
-Records are appended to ``OUT.partial`` and flushed (and fsync'ed) one by one; when every
-instance is done the partial file is renamed to ``OUT``. A run killed at any point resumes
+Records are appended to ``OUT.partial`` and flushed one by one (a killed process loses no
+finished record); when every instance is done the partial file is fsync'ed once and renamed
+to ``OUT``. A run killed at any point resumes
 from the partial: a torn last line is dropped, the settings must match, and generation
 starts at the first instance without a record, so nothing is lost or written twice (the
 backend is given every instance and the start index, so it batches as an unbroken run). The
@@ -189,8 +190,8 @@ def _write_locked(
             values = (inst.id, gen.n_pmt, gen.output, gen.n_gen, score, gen.status)
             rec = dict(zip(RECORD_KEYS, values, strict=True))
             fh.write(dumps(rec) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            fh.flush()  # a killed process loses no finished record
+        os.fsync(fh.fileno())  # on disk before the rename publishes the shard
     _check_complete(partial, header, prompts)
     partial.replace(out)
 

@@ -44,10 +44,11 @@ def _extend(args: argparse.Namespace) -> int:
 
     config = _setup(args)
     mw = config["miniworld"]
-    ck = world.by_name(mw, args.model)
-    if ck.method is None:
-        raise CtxscaleError(f"{args.model} is a ladder checkpoint, not a context extension")
-    print(train.extend(mw, args.model, int(mw["seed"]), _log))
+    for name in args.model:
+        if world.by_name(mw, name).method is None:
+            raise CtxscaleError(f"{name} is a ladder checkpoint, not a context extension")
+    for name in args.model:
+        print(train.extend(mw, name, int(mw["seed"]), _log))
     return 0
 
 
@@ -64,8 +65,8 @@ def add_cli(subparsers: Any) -> None:
     t.add_argument("--family", required=True, help="family name in miniworld.families")
     t.add_argument("--threads", type=int, help="torch threads (default: miniworld.threads)")
     t.set_defaults(func=_train)
-    e = sub.add_parser("extend", help="fine-tune one context extension (YaRN or PI)")
+    e = sub.add_parser("extend", help="fine-tune context extensions (YaRN or PI)")
     e.add_argument("--config", required=True, help="resolved experiment config (YAML)")
-    e.add_argument("--model", required=True, help="extension checkpoint name")
+    e.add_argument("--model", required=True, nargs="+", help="extension checkpoint name(s)")
     e.add_argument("--threads", type=int, help="torch threads (default: miniworld.threads)")
     e.set_defaults(func=_extend)

@@ -213,6 +213,13 @@ def infer_groups(mw: dict[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
+def extension_groups(mw: dict[str, Any]) -> dict[str, list[str]]:
+    """The :func:`infer_groups` of extensions: fine-tuned together in one job, since each
+    is seconds of work beside a process start."""
+    bases = extension_bases(mw)
+    return {k: v for k, v in infer_groups(mw).items() if all(n in bases for n in v)}
+
+
 def trained_families(mw: dict[str, Any]) -> list[str]:
     """Families with a training run of their own (not ``base_family`` extensions)."""
     return [f["name"] for f in mw.get("families") or [] if not f.get("base_family")]
