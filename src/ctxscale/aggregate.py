@@ -28,40 +28,14 @@ import pandas as pd
 from ctxscale import artifacts
 from ctxscale.config import load_config
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import atomic_write
 
 FLOAT_FORMAT = "%.12g"
-SCORE_COLUMNS = [
-    "family",
-    "model",
-    "role",
-    "task",
-    "dataset",
-    "n_shots",
-    "n_ctx",
-    "N",
-    "D",
-    "C",
-    "n_pmt",
-    "score",
-    "n_instances",
-    "n_excluded",
-]
-POINT_COLUMNS = [
-    "family",
-    "model",
-    "role",
-    "task",
-    "n_shots",
-    "n_ctx",
-    "N",
-    "D",
-    "C",
-    "n_pmt",
-    "score",
-    "n_datasets",
-    "n_groups",
-    "n_instances",
-]
+# Columns of both tables: the model's, then the point's (a dataset's or a task's).
+_MODEL = ["family", "model", "role", "task"]
+_POINT = ["n_shots", "n_ctx", "N", "D", "C", "n_pmt", "score"]
+SCORE_COLUMNS = [*_MODEL, "dataset", *_POINT, "n_instances", "n_excluded"]
+POINT_COLUMNS = [*_MODEL, *_POINT, "n_datasets", "n_groups", "n_instances"]
 AGGREGATIONS = ("dataset_groups", "datasets")
 _RECORD_FIELDS = ("id", "n_pmt", "score", "status")
 
@@ -222,11 +196,7 @@ def sensitivity_path(points_path: str | Path, aggregation: str) -> Path:
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
     """CSV with fixed float formatting and Unix newlines (byte-identical on regeneration)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    tmp.replace(path)
+    atomic_write(path, df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
 
 
 def _run(args: argparse.Namespace) -> int:

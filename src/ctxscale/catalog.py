@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ctxscale.errors import CtxscaleError
+
 #: The paper's three tasks, in its order.
 TASKS = ("arithmetic", "common_sense", "translation")
 TASK_LABELS = {
@@ -101,6 +103,14 @@ class Output:
     def paths(self) -> dict[str, str]:
         """The workflow path of each input, keyed by option name."""
         return {k: INPUTS[k].path for k in self.inputs}
+
+
+def lookup(kind: str, name: str) -> Output:
+    """The entry of figure or table ``name`` (``kind``: "figure" or "table")."""
+    registry = FIGURES if kind == "figure" else TABLES
+    if name not in registry:
+        raise CtxscaleError(f"unknown {kind} {name!r}; known: {', '.join(registry)}")
+    return registry[name]
 
 
 def resolve(dotted: str) -> Callable[..., Any]:

@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import atomic_write
 from ctxscale.models import models_from_config
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -254,10 +255,7 @@ def write_config(config: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     text = dump_config(config)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, text)
     return path
 
 

@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from ctxscale import catalog  # noqa: E402
 from ctxscale.catalog import task_label, task_order  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
+from ctxscale.fileio import atomic_write  # noqa: E402
 from ctxscale.results import Results, fit_identifiable, fit_parameters  # noqa: E402
 
 DPI = 200
@@ -116,6 +117,12 @@ def _width(n_panels: int) -> float:
     return min(FULL_WIDTH, 1.0 + 2.0 * n_panels) if n_panels < 3 else FULL_WIDTH
 
 
+def _task_panels(n_rows: int, tasks: list[str], height: float):
+    """A figure with one column of panels per task."""
+    size = (_width(len(tasks)), height)
+    return plt.subplots(n_rows, len(tasks), figsize=size, squeeze=False, constrained_layout=True)
+
+
 def _log_grid(lo: float, hi: float, n: int = 200) -> np.ndarray:
     return np.geomspace(lo, hi, n)
 
@@ -174,6 +181,14 @@ def _no_task(res: Results, task: str) -> str:
     return f"no fitted points of task {task!r} at this scale (tasks: {present})"
 
 
+def _predictions(res: Results, name: str, why: str = "") -> pd.DataFrame:
+    """The ``ood`` or ``technique`` predictions; an error when the file has no rows."""
+    df = getattr(res, name)
+    if df.empty:
+        raise CtxscaleError(f"{res.purpose}: {res.path(name)} has no rows{why}")
+    return df
+
+
 def _empty_guard(df: pd.DataFrame, purpose: str, what: str) -> None:
     if df.empty:
         raise CtxscaleError(f"{purpose}: {what}")
@@ -191,9 +206,7 @@ def fig_context_agnostic(res: Results) -> plt.Figure:
     agnostic = res.predicted("fit_agnostic")
     _empty_guard(aware, res.purpose, "no fit-role points share a task with the fits")
     tasks = tasks_of(aware)
-    fig, axes = plt.subplots(
-        2, len(tasks), figsize=(_width(len(tasks)), 4.6), squeeze=False, constrained_layout=True
-    )
+    fig, axes = _task_panels(2, tasks, 4.6)
     c_aware, c_agn = PALETTE[0], PALETTE[3]
     for j, task in enumerate(tasks):
         pts = aware[aware["task"] == task]
@@ -385,15 +398,11 @@ def fig_extrapolation(res: Results, task: str) -> plt.Figure:
 # -- OOD and technique ---------------------------------------------------------------------
 def fig_ood_compute(res: Results) -> plt.Figure:
     """Predicted vs observed for each out-of-distribution family across compute."""
-    ood = res.ood
-    if ood.empty:
-        raise CtxscaleError(f"{res.purpose}: {res.path('ood')} has no rows (no OOD family)")
+    ood = _predictions(res, "ood", " (no OOD family)")
     fit = res.predicted("fit_main")
     tasks = tasks_of(ood)
     families = sorted(ood["family"].unique())
-    fig, axes = plt.subplots(
-        1, len(tasks), figsize=(_width(len(tasks)), 2.9), squeeze=False, constrained_layout=True
-    )
+    fig, axes = _task_panels(1, tasks, 2.9)
     for j, task in enumerate(tasks):
         ax = axes[0, j]
         ref = fit[fit["task"] == task]
@@ -439,14 +448,10 @@ def _shortener(names) -> Callable[[str], str]:
 
 def fig_yarn_vs_pi(res: Results) -> plt.Figure:
     """Both context-extension techniques: observed series and the law's predictions."""
-    tech = res.technique
-    if tech.empty:
-        raise CtxscaleError(f"{res.purpose}: {res.path('technique')} has no rows")
+    tech = _predictions(res, "technique")
     fit = res.predicted("fit_main")
     tasks = tasks_of(tech)
-    fig, axes = plt.subplots(
-        1, len(tasks), figsize=(_width(len(tasks)), 3.0), squeeze=False, constrained_layout=True
-    )
+    fig, axes = _task_panels(1, tasks, 3.0)
     models = sorted(tech["model"].unique())
     short = _shortener([*models, *fit["model"].unique()])
     legend: dict[str, Line2D] = {}
@@ -515,9 +520,7 @@ def fig_residuals(res: Results) -> plt.Figure:
     pts = pts.assign(residual=pts["score"] - pts["predicted"])
     tasks = tasks_of(pts)
     sizes = clusters(pts)
-    fig, axes = plt.subplots(
-        2, len(tasks), figsize=(_width(len(tasks)), 4.4), squeeze=False, constrained_layout=True
-    )
+    fig, axes = _task_panels(2, tasks, 4.4)
     for j, task in enumerate(tasks):
         tp = pts[pts["task"] == task]
         for row, xcol, xlabel in ((0, "n_pmt", NPMT_LABEL), (1, "n_ctx", NCTX_LABEL)):
@@ -599,11 +602,7 @@ FIGURES = catalog.FIGURES
 
 def draw_figure(name: str, res: Results) -> plt.Figure:
     """Draw figure ``name`` (checking its inputs first) inside the fixed style."""
-    if name not in FIGURES:
-        raise CtxscaleError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
-    entry = FIGURES[name]
-    res.purpose = f"figure {name}"
-    res.require(entry.required)
+    entry = res.prepare("figure", name)
     draw = catalog.resolve(entry.draw)
     with plt.rc_context(STYLE):
         return draw(res) if entry.task is None else draw(res, entry.task)
@@ -623,16 +622,11 @@ def save_figure(fig: plt.Figure, out: Path) -> list[Path]:
     out = Path(out)
     if out.suffix not in (".pdf", ".png"):
         raise CtxscaleError(f"figure output {out} must end in .pdf or .png")
-    out.parent.mkdir(parents=True, exist_ok=True)
     written = []
     # PNG first: the report renders PNGs of fresh figures, and a PDF save before would
     # leave a layout pass behind that shifts the PNG by a pixel
     for fmt in ("png", "pdf"):
-        path = out.with_suffix(f".{fmt}")
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_bytes(figure_bytes(fig, fmt))
-        tmp.replace(path)
-        written.append(path)
+        written.append(atomic_write(out.with_suffix(f".{fmt}"), figure_bytes(fig, fmt)))
     return sorted(written, key=lambda p: p.suffix != ".pdf")
 
 

@@ -40,6 +40,7 @@ from scipy.optimize import differential_evolution, least_squares, minimize
 
 from ctxscale import law as lawmod
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import atomic_write
 from ctxscale.points import validate_points
 
 #: Loss names: mean squared error (default), mean absolute error, mean Huber loss.
@@ -412,11 +413,7 @@ class FitResult:
         return json.dumps(_canonical(self.to_dict()), sort_keys=True, indent=2) + "\n"
 
     def write(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        atomic_write(path, self.to_json())
 
 
 def _canonical(obj: Any) -> Any:

@@ -7,22 +7,14 @@ CI compares the manifests of two runs from clean (scripts/check.sh).
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 from ctxscale import artifacts
 from ctxscale.config import load_config
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import atomic_write, sha256_file
 
 HEADER = "path\tbytes\tsha256\n"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def manifest_text(paths: list[str], root: str | Path = ".") -> str:
@@ -39,11 +31,7 @@ def manifest_text(paths: list[str], root: str | Path = ".") -> str:
 
 def write_manifest(paths: list[str], out: str | Path, root: str | Path = ".") -> int:
     text = manifest_text(paths, root)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    tmp.replace(out)
+    atomic_write(out, text)
     return text.count("\n") - 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from ctxscale import catalog
 from ctxscale.results import INPUT_OPTIONS, Inputs, Results, option_flag
@@ -35,20 +36,41 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         group.add_argument(option_flag(name), dest=name, metavar="PATH", help=help_text)
 
 
-def _figure(args: argparse.Namespace) -> int:
-    from ctxscale.figures import render_figure
+class _Kind(NamedTuple):
+    """What ``ctxscale figure`` / ``ctxscale table`` make, and the function that writes one."""
 
-    res = Results(Inputs.from_args(args), f"figure {args.name}")
-    paths, seconds = render_figure(args.name, res, Path(args.out))
-    print(f"wrote {', '.join(map(str, paths))} ({seconds:.2f} s)", file=sys.stderr)
-    return 0
+    registry: dict[str, catalog.Output]
+    render: str
+    help: str
+    description: str
+    out_help: str
+    files: str
 
 
-def _table(args: argparse.Namespace) -> int:
-    from ctxscale.tables import render_table
+_KINDS = {
+    "figure": _Kind(
+        catalog.FIGURES,
+        "ctxscale.figures:render_figure",
+        "render one figure (PDF and PNG)",
+        "Render one figure as PDF and PNG (byte-identical on every run).",
+        "output path, figures/NAME.pdf (.png beside)",
+        "figures/{}.pdf + .png",
+    ),
+    "table": _Kind(
+        catalog.TABLES,
+        "ctxscale.tables:render_table",
+        "write one table (CSV and Markdown)",
+        "Write one table as CSV (fixed float format) and Markdown.",
+        "output path, results/tables/NAME.csv (.md beside)",
+        "results/tables/{}.csv + .md",
+    ),
+}
 
-    res = Results(Inputs.from_args(args), f"table {args.name}")
-    paths, seconds = render_table(args.name, res, Path(args.out))
+
+def _render(args: argparse.Namespace) -> int:
+    render = catalog.resolve(_KINDS[args.kind].render)
+    res = Results(Inputs.from_args(args), f"{args.kind} {args.name}")
+    paths, seconds = render(args.name, res, Path(args.out))
     print(f"wrote {', '.join(map(str, paths))} ({seconds:.2f} s)", file=sys.stderr)
     return 0
 
@@ -64,25 +86,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "figure",
-        help="render one figure (PDF and PNG)",
-        description="Render one figure as PDF and PNG (byte-identical on every run).",
-    )
-    p.add_argument("name", choices=FIGURE_NAMES, metavar="NAME", help=", ".join(FIGURE_NAMES))
-    p.add_argument("--out", required=True, help="output path, figures/NAME.pdf (.png beside)")
-    _add_inputs(p)
-    p.set_defaults(func=_figure)
-
-    p = subparsers.add_parser(
-        "table",
-        help="write one table (CSV and Markdown)",
-        description="Write one table as CSV (fixed float format) and Markdown.",
-    )
-    p.add_argument("name", choices=TABLE_NAMES, metavar="NAME", help=", ".join(TABLE_NAMES))
-    p.add_argument("--out", required=True, help="output path, results/tables/NAME.csv (.md beside)")
-    _add_inputs(p)
-    p.set_defaults(func=_table)
+    for kind, spec in _KINDS.items():
+        p = subparsers.add_parser(kind, help=spec.help, description=spec.description)
+        names = tuple(spec.registry)
+        p.add_argument("name", choices=names, metavar="NAME", help=", ".join(names))
+        p.add_argument("--out", required=True, help=spec.out_help)
+        _add_inputs(p)
+        p.set_defaults(func=_render, kind=kind)
 
     p = subparsers.add_parser(
         "report",
@@ -106,16 +116,13 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def inputs_markdown() -> str:
     """The Markdown table of every output's input options, as docs/figures.md lists it."""
     rows = ["| command | output | input options |", "| --- | --- | --- |"]
-    for kind, registry, out in (
-        ("figure", catalog.FIGURES, "figures/{}.pdf + .png"),
-        ("table", catalog.TABLES, "results/tables/{}.csv + .md"),
-    ):
-        for name, entry in registry.items():
+    for kind, spec in _KINDS.items():
+        for name, entry in spec.registry.items():
             opts = ", ".join(
                 f"`{option_flag(i)}`" + (" (optional)" if i in entry.optional else "")
                 for i in entry.inputs
             )
-            rows.append(f"| `ctxscale {kind} {name}` | `{out.format(name)}` | {opts} |")
+            rows.append(f"| `ctxscale {kind} {name}` | `{spec.files.format(name)}` | {opts} |")
     every = ", ".join(f"`{option_flag(i)}`" for i in INPUT_OPTIONS)
     rows.append(
         f"| `ctxscale report` | `paper/report.md` + `.html` | {every}, `--figures-dir` "

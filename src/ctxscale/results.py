@@ -11,7 +11,6 @@ here: fits are read and evaluated through ``ctxscale.fit`` (``read_fit``,
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -22,9 +21,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ctxscale import catalog
 from ctxscale import fit as fitmod
 from ctxscale.catalog import INPUTS
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import sha256_file
 from ctxscale.law import PARAM_NAMES
 from ctxscale.points import validate_points
 
@@ -119,6 +120,13 @@ class Results:
         if parts:
             raise CtxscaleError(f"{self.purpose} " + "; ".join(parts))
 
+    def prepare(self, kind: str, name: str) -> catalog.Output:
+        """The catalog entry of figure or table ``name``, its required inputs checked."""
+        entry = catalog.lookup(kind, name)
+        self.purpose = f"{kind} {name}"
+        self.require(entry.required)
+        return entry
+
     def has(self, name: str) -> bool:
         p = getattr(self.inputs, name)
         return p is not None and p.is_file()
@@ -193,10 +201,6 @@ class Results:
 
     def manifest_sha256(self) -> str:
         return sha256_file(self.path("manifest"))
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:

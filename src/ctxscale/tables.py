@@ -326,11 +326,7 @@ TABLES = catalog.TABLES
 
 
 def build_table(name: str, res: Results) -> pd.DataFrame:
-    if name not in TABLES:
-        raise CtxscaleError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
-    entry = TABLES[name]
-    res.purpose = f"table {name}"
-    res.require(entry.required)
+    entry = res.prepare("table", name)
     return catalog.resolve(entry.draw)(res)
 
 

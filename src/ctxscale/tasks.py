@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ import numpy as np
 import yaml
 
 from ctxscale import metrics, prompts, sources
+from ctxscale.catalog import TASKS
 from ctxscale.config import BYTES_DIV_4
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import atomic_write
 
-TASKS = ("arithmetic", "common_sense", "translation")
 N_SHOTS_GRID = (0, 1, 3, 7, 15, 31, 63, 127, 255, 511)
 SEED = 31337
 MAX_EVAL_INSTANCES = 250
@@ -336,6 +338,27 @@ def seeded_walk(n: int, seed: int, stream: int) -> Iterator[int]:
         yield at_j
 
 
+def _walk_examples(
+    spec: DatasetSpec,
+    rows: Sequence[dict],
+    split: str,
+    stream: int,
+    count_tokens: prompts.TokenCounter,
+    seen: set[str],
+    seed: int,
+    max_tokens: int,
+) -> Iterator[Example]:
+    """Examples of ``rows`` in seeded-walk order (stream ``stream``), lazily: each input
+    once and not in ``seen`` (which grows), within ``max_tokens``."""
+    for idx in seeded_walk(len(rows), seed, stream):
+        text, ref = format_record(spec, rows[idx])
+        ex = Example(f"{split}:{idx}", text, ref)
+        if text in seen or count_tokens(example_text(spec, ex)) > max_tokens:
+            continue
+        seen.add(text)
+        yield ex
+
+
 def select_eval(
     spec: DatasetSpec,
     rows: Sequence[dict],
@@ -345,18 +368,8 @@ def select_eval(
     max_tokens: int = MAX_EXAMPLE_TOKENS,
 ) -> list[Example]:
     """Up to ``max_instances`` evaluation examples within ``max_tokens``, in seeded order."""
-    chosen: list[Example] = []
-    seen: set[str] = set()
-    for idx in seeded_walk(len(rows), seed, 0):
-        if len(chosen) >= max_instances:
-            break
-        text, ref = format_record(spec, rows[idx])
-        ex = Example(f"{spec.eval_split}:{idx}", text, ref)
-        if text in seen or count_tokens(example_text(spec, ex)) > max_tokens:
-            continue
-        seen.add(text)
-        chosen.append(ex)
-    return chosen
+    walk = _walk_examples(spec, rows, spec.eval_split, 0, count_tokens, set(), seed, max_tokens)
+    return list(islice(walk, max(max_instances, 0)))
 
 
 def select_demos(
@@ -369,18 +382,9 @@ def select_demos(
     max_tokens: int = MAX_EXAMPLE_TOKENS,
 ) -> list[Example]:
     """The first ``n`` demonstrations of the seeded walk (an error when there are fewer)."""
-    chosen: list[Example] = []
     seen = set(exclude_inputs)
-    if n > 0:
-        for idx in seeded_walk(len(rows), seed, 1):
-            text, ref = format_record(spec, rows[idx])
-            ex = Example(f"{spec.demo_split}:{idx}", text, ref)
-            if text in seen or count_tokens(example_text(spec, ex)) > max_tokens:
-                continue
-            seen.add(text)
-            chosen.append(ex)
-            if len(chosen) == n:
-                break
+    walk = _walk_examples(spec, rows, spec.demo_split, 1, count_tokens, seen, seed, max_tokens)
+    chosen = list(islice(walk, max(n, 0)))
     if len(chosen) < n:
         raise CtxscaleError(
             f"{spec.name}: {n} demonstrations requested but split {spec.demo_split!r} has only "
@@ -454,10 +458,7 @@ def write_prompts(docs: Iterable[tuple[int, dict]], out_dir: str | Path) -> list
 
 def write_json(doc: dict, path: Path) -> None:
     """Deterministic JSON (sorted keys, UTF-8, trailing newline), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n", "utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n")
 
 
 def load_tokenizer(name_or_dir: str | None) -> Any | None:

