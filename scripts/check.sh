@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every check CI runs: lint, format, the test suite, the workflow (lint, paper-scale dry
-# run, a small end-to-end run twice from clean with identical manifests).
+# Every check CI runs: lint, format, a small end-to-end run twice from clean with identical
+# manifests, the test suite (with the workflow's lint and the paper-scale dry run).
 #   CTXSCALE_SLURM=0  skip starting the single-node SLURM cluster (its test then skips)
 #   CTXSCALE_E2E=0    skip the end-to-end runs
 set -euo pipefail
@@ -32,19 +32,10 @@ if [ "${CTXSCALE_E2E:-1}" != 0 ]; then
   bash scripts/e2e.sh workflow/presets/ci.yaml
 fi
 
+# The whole suite, slow tests included: `snakemake --lint` (test_lint_is_clean) and the
+# paper-scale dry run with its job counts and time (test_paper_dag_shape_and_time) are
+# among them, so each check runs once.
 step "pytest"
 python -m pytest -q
-
-step "snakemake --lint"
-python -m snakemake --lint
-
-step "paper-scale dry run"
-dry=$(mktemp -d)
-cp config.yaml "$dry/"
-t0=$(date +%s%N)
-python -m snakemake -n -s "$PWD/Snakefile" -d "$dry" --configfile "$PWD/workflow/presets/paper.yaml" \
-  --quiet rules | sed -n '/Job stats/,/^total/p'
-echo "check: paper-scale dry run in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-rm -rf "$dry"
 
 step "all checks passed"

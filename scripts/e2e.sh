@@ -20,7 +20,7 @@ for run in 1 2; do
   cp "$REPO/config.yaml" "$dir/config.yaml"
   ln -s "$REPO/cache" "$dir/cache"
   start=$(date +%s)
-  if ! python -m snakemake -s "$REPO/Snakefile" -d "$dir" --cores "$CORES" \
+  if ! python "$REPO/scripts/run_snakemake.py" -s "$REPO/Snakefile" -d "$dir" --cores "$CORES" \
       --configfile "$REPO/$PRESET" >"$WORK/run$run.log" 2>&1; then
     tail -40 "$WORK/run$run.log"
     echo "e2e: run $run failed; log: $WORK/run$run.log" >&2

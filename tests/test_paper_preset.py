@@ -12,11 +12,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SNAKEMAKE
 
 from ctxscale.cli import main
 from ctxscale.config import dump_config, load_configs, merge_configs, validate_config
@@ -153,7 +153,7 @@ def test_snakemake_dry_run_resolves_the_paper_preset(tmp_path):
     """The resolved copy a real dry run writes, and its prompts commands: no cap, Llama-2."""
     (tmp_path / "config.yaml").write_text(DEFAULT.read_text())
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "-s", str(ROOT / "Snakefile")]
+    cmd = [*SNAKEMAKE, "-n", "-p", "-s", str(ROOT / "Snakefile")]
     cmd += ["-d", str(tmp_path), "results/prompts/gsm8k/0.json", "--configfile", str(PAPER)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr + proc.stdout

@@ -4,29 +4,22 @@ Dry runs only (no inference, no GPU): each test runs `snakemake -n` in a scratch
 directory against the repository's Snakefile.
 """
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "workflow/presets/paper.yaml"
 
 
 def snakemake(workdir, *args, timeout=120):
-    """Run snakemake against the repo's Snakefile in ``workdir`` (config.yaml copied there)."""
-    shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
-    return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
-    )
+    """Run snakemake against the repo's Snakefile in ``workdir`` (config.yaml copied there),
+    without the SLURM plugin's probe (scripts/run_snakemake.py)."""
+    return run_snakemake(workdir, *args, timeout=timeout)
 
 
 def job_counts(workdir, *args):

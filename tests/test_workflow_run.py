@@ -7,12 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SNAKEMAKE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def tiny_workdir(tmp_path: Path) -> Path:
 
 
 def snakemake_cmd(work: Path, *targets: str) -> list[str]:
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile")]
+    cmd = [*SNAKEMAKE, *targets, "-s", str(ROOT / "Snakefile")]
     return [*cmd, "-d", str(work), "--cores", "1"]
 
 
