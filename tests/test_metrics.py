@@ -74,6 +74,36 @@ def test_bleu_4_clips_repeated_ngrams_and_tokenizes_punctuation():
     assert metrics.bleu_tokens("Hello, world.") == ["Hello", ",", "world", "."]
 
 
+# One-sentence translations with contractions, hyphens, quotes and numbers: where the
+# original's tokenizer (nltk) and sacrebleu's 13a disagree.
+_BLEU_PAIRS = [
+    ("It isn't a 5-year-old plan, he said.", "It isn't a 5-year-old plan, he told us."),
+    ("The company's shares rose 3.5% on Monday.", "The company's shares rose 3.5% on Tuesday."),
+    ('"We can\'t wait," she said of the long-awaited vote.', '"We can\'t wait," she said.'),
+    ("The U.S. economy grew by 2.1 percent", "The U.S. economy grew 2.1 percent in total"),
+]
+
+
+@pytest.mark.parametrize(("output", "reference"), _BLEU_PAIRS)
+def test_bleu_4_equals_the_originals_nltk_sentence_bleu(output, reference):
+    """The oracle is the original's call itself: nltk's sentence_bleu on word_tokenize tokens
+    with weights (0, 0, 0, 1) (one-sentence text, so no sentence split is needed)."""
+    from nltk.tokenize import NLTKWordTokenizer
+    from nltk.translate.bleu_score import sentence_bleu
+
+    tok = NLTKWordTokenizer().tokenize
+    expected = sentence_bleu([tok(reference)], tok(output), weights=(0, 0, 0, 1))
+    assert metrics.bleu_4(output, reference) == pytest.approx(expected, abs=1e-12)
+
+
+def test_bleu_4_13a_tokenizes_contractions_differently():
+    out, ref = _BLEU_PAIRS[0]
+    assert metrics.bleu_tokens("isn't a 5-year-old") == ["is", "n't", "a", "5-year-old"]
+    assert metrics.bleu_tokens_13a("isn't a 5-year-old") == ["isn't", "a", "5", "-", "year-old"]
+    assert score("bleu_4", out, ref) == pytest.approx(0.6463, abs=1e-4)
+    assert score("bleu_4_13a", out, ref) == pytest.approx(0.6848, abs=1e-4)
+
+
 def test_sacrebleu_sentence_and_corpus_bleu():
     ref = "the cat sat on the mat"
     assert score("sacrebleu", ref, ref) == pytest.approx(1.0)

@@ -10,8 +10,11 @@ The original evaluation's metrics, re-implemented from their definitions:
 * ``f1``: F1 of the *sets* of normalised tokens of output and reference.
 * ``bleu_4``: sentence-level BLEU with weights (0, 0, 0, 1), i.e. brevity penalty times the
   clipped 4-gram precision. No smoothing: no matching 4-gram -> 0 (the original's nltk call
-  returns ~1e-308 there). Tokens: sacrebleu's 13a tokenizer (the original used nltk's
-  ``word_tokenize``; the two differ on contractions and a few symbols).
+  returns ~1e-308 there). Tokens: nltk's ``word_tokenize`` as the original, with
+  ``preserve_line=True``: the original first splits sentences with nltk's punkt model, a data
+  download that offline machines lack; the two agree on one-sentence text (a WMT reference;
+  an output cut at its first newline) and differ only in whether a period inside a
+  multi-sentence text is split from its word.
 * ``math_equiv`` (the original's arithmetic metric, the default): the last number
   (``\\d+`` with ``.`` ``,`` ``/`` groups; commas dropped, ``a/b`` divided) of the output and
   of the reference agree within absolute tolerance 1e-3 (inclusive; ``math.isclose`` as the
@@ -24,6 +27,8 @@ Alternatives, not used by the original's arithmetic sets:
 * ``math_boxed``: last ``\\boxed{...}``/``\\fbox{...}`` of each side, compared after the
   classic MATH string normalisation (fractions, roots, units, spaces, ``0.5``...).
 * ``math_verify``: the ``math-verify`` library's parse + verify (symbolic equivalence).
+* ``bleu_4_13a``: ``bleu_4`` on sacrebleu's 13a tokens (it splits contractions and hyphens
+  differently: 0.394 vs 0.455 on one such sentence), the standard MT tokenisation.
 * ``sacrebleu``: sacrebleu's smoothed sentence BLEU / 100; :func:`corpus_bleu` gives
   sacrebleu's corpus BLEU over a whole set for reference.
 """
@@ -102,7 +107,14 @@ def _tokenizer_13a() -> Callable[[str], str]:
 
 
 def bleu_tokens(text: str) -> list[str]:
-    """Tokens for :func:`bleu_4`: sacrebleu's 13a tokenisation split on spaces."""
+    """Tokens for :func:`bleu_4`: nltk's ``word_tokenize`` without the punkt sentence split."""
+    from nltk.tokenize import word_tokenize
+
+    return word_tokenize(text.strip(), preserve_line=True)
+
+
+def bleu_tokens_13a(text: str) -> list[str]:
+    """Tokens for :func:`bleu_4_13a`: sacrebleu's 13a tokenisation split on spaces."""
     return _tokenizer_13a()(text.strip()).split()
 
 
@@ -111,10 +123,20 @@ def _ngrams(tokens: Sequence[str], n: int) -> Counter:
 
 
 def bleu_4(output: str, reference: str) -> float:
-    """Sentence BLEU with weights (0, 0, 0, 1): brevity penalty x clipped 4-gram precision."""
+    """Sentence BLEU with weights (0, 0, 0, 1) on nltk word tokens (the original's metric)."""
+    return _bleu_4(output, reference, bleu_tokens)
+
+
+def bleu_4_13a(output: str, reference: str) -> float:
+    """:func:`bleu_4` on sacrebleu's 13a tokens."""
+    return _bleu_4(output, reference, bleu_tokens_13a)
+
+
+def _bleu_4(output: str, reference: str, tokens: Callable[[str], list[str]]) -> float:
+    """Brevity penalty x clipped 4-gram precision of ``output`` against ``reference``."""
     if not output:
         return 0.0
-    hyp, ref = bleu_tokens(output), bleu_tokens(reference)
+    hyp, ref = tokens(output), tokens(reference)
     hyp4 = _ngrams(hyp, 4)
     total = sum(hyp4.values())
     if total == 0:
@@ -287,6 +309,7 @@ METRICS: dict[str, Callable[[str, str], float]] = {
     "mc_match": mc_match,
     "f1": f1,
     "bleu_4": bleu_4,
+    "bleu_4_13a": bleu_4_13a,
     "sacrebleu": sacrebleu_sentence,
     "math_equiv": math_equiv,
     "math_boxed": math_boxed,
