@@ -45,9 +45,8 @@ class FakeInfer:
     def __init__(self, dtype="float32", fail_on=None):
         self.calls, self.dtype, self.fail_on = [], dtype, fail_on
 
-    def __call__(self, argv):
-        out = Path(argv[argv.index("--out") + 1])
-        prompts = json.loads(Path(argv[argv.index("--prompts") + 1]).read_text())
+    def __call__(self, config, spec, prompts_path, out):
+        prompts = json.loads(Path(prompts_path).read_text())
         self.calls.append(str(out))
         if self.fail_on and out.name == self.fail_on:
             out.with_name(out.name + ".partial").write_text("{}\n")
@@ -94,7 +93,7 @@ def test_stale_reason_rules():
 
 def test_failed_inference_and_missing_prompts_are_errors(work):
     with pytest.raises(CtxscaleError, match=r"inference failed for .*0\.jsonl \(exit status 2\)"):
-        infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=lambda argv: 2)
+        infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=lambda *args: 2)
     Path("results/prompts/gsm8k/2.json").unlink()
     with pytest.raises(CtxscaleError, match=r"prompts file results/prompts/gsm8k/2\.json"):
         infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())

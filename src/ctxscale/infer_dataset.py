@@ -3,7 +3,7 @@
 The workflow's inference job. One job per (model, dataset) instead of one per shard keeps
 the paper-scale DAG small (22 checkpoints x 76 datasets, not x 10 shot counts as well)
 while keeping every property of a shard: each shard is produced by ``ctxscale infer``
-(contract 3: OUT.partial appended record by record, renamed to OUT when complete), and
+(OUT.partial appended record by record, renamed to OUT when complete), and
 the shards are not the job's declared output, so Snakemake never deletes a finished one:
 
 - a killed job is rerun; finished shards are kept, the interrupted one resumes from its
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from ctxscale import artifacts
-from ctxscale.config import load_config
+from ctxscale.config import config_digest, load_config
 from ctxscale.errors import CtxscaleError
 from ctxscale.manifest import write_manifest
-from ctxscale.models import model_by_name
+from ctxscale.models import ModelSpec, model_by_name
 
 # Settings line keys that must equal the prompts file's own values.
 _PROMPT_KEYS = ("dataset", "task", "n_shots", "seed", "metric", "max_new_tokens", "stop")
@@ -98,42 +98,32 @@ def prune_stale(shard: Path, want: dict[str, Any], log: Callable[[str], None] = 
                     path.unlink()
 
 
-class SharedModelInfer:
-    """``ctxscale infer`` (same checks, same shard writer) keeping one backend per model.
+#: Produces one shard: ``run(config, spec, prompts_path, out) -> exit status``.
+ShardRunner = Callable[[dict[str, Any], ModelSpec, Path, Path], int]
 
-    Called with ``infer``'s own argv; the first shard that needs work loads the model,
-    later shards of the same (config, model) reuse it.
-    """
+
+class SharedModelInfer:
+    """One shard as ``ctxscale infer`` makes it (same checks, same shard writer), keeping
+    one loaded backend per model: the first shard that needs work loads the model, later
+    shards of the same (config, model) reuse it."""
 
     def __init__(self) -> None:
         self._key: tuple[str, str] | None = None
         self._backend: Any = None
 
-    def __call__(self, argv: list[str]) -> int:
-        from ctxscale.inference.base import backend_class, load_prompts
-        from ctxscale.inference.cli import get_scorer, make_backend
-        from ctxscale.inference.cli import load_config as load_raw_config
-        from ctxscale.inference.fetch import cache_root, model_source
-        from ctxscale.inference.shards import write_shard
+    def __call__(
+        self, config: dict[str, Any], spec: ModelSpec, prompts_path: Path, out: Path
+    ) -> int:
+        from ctxscale.inference import cli as infer_cli
 
-        opts = dict(zip(argv[1::2], argv[2::2], strict=True))
-        config = load_raw_config(opts["--config"])
-        spec = model_by_name(config, opts["--model"])
-        backend_class(spec.backend).check_available()
-        prompts = load_prompts(opts["--prompts"])
-        cache = cache_root(config)
-        model_source(spec, cache)  # not fetched / not a GGUF: one error before loading
-        scorer = get_scorer()
-        out = Path(opts["--out"])
+        prompts, cache, scorer = infer_cli.check_shard_inputs(config, spec, prompts_path)
         if out.exists():
             return 0
-        key = (opts["--config"], spec.name)
+        key = (config_digest(config), spec.name)
         if self._key != key:
-            self._backend = make_backend(spec.backend, spec, config, cache)
+            self._backend = infer_cli.make_backend(spec.backend, spec, config, cache)
             self._key = key
-        model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
-        write_shard(prompts, self._backend, model, out, scorer, progress=True)
-        print(f"wrote {out} ({len(prompts.instances)} instances)")
+        infer_cli.write_model_shard(prompts, self._backend, spec, out, scorer)
         return 0
 
 
@@ -144,7 +134,7 @@ def infer_dataset(
     out: str | Path,
     prompts_dir: str = "results/prompts",
     generations_dir: str = "results/generations",
-    run: Callable[[list[str]], int] | None = None,
+    run: ShardRunner | None = None,
 ) -> list[str]:
     """Produce every shard of (model, dataset), then the list ``out``; returns the shards."""
     run = run or SharedModelInfer()
@@ -163,8 +153,7 @@ def infer_dataset(
         prune_stale(shard, expected_settings(config, model, prompts))
         if not shard.exists():
             shard.parent.mkdir(parents=True, exist_ok=True)
-            argv = ["infer", "--config", config_path, "--model", model]
-            status = run([*argv, "--prompts", str(prompts_path), "--out", str(shard)])
+            status = run(config, spec, prompts_path, shard)
             if status != 0 or not shard.exists():
                 raise CtxscaleError(f"inference failed for {shard} (exit status {status})")
         shards.append(str(shard))

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import Backend, backend_class, load_prompts
+from ctxscale.inference.base import Backend, PromptFile, backend_class, load_prompts
 from ctxscale.inference.fetch import cache_root, fetch_model, model_source
 from ctxscale.inference.shards import Scorer, shard_lock, write_shard
 from ctxscale.models import ModelSpec, model_by_name
@@ -74,16 +74,42 @@ def get_scorer() -> Scorer:
     return score
 
 
+def check_shard_inputs(
+    config: dict[str, Any],
+    spec: ModelSpec,
+    prompts_path: str | Path,
+    backend: str | None = None,
+    cache_dir: str | None = None,
+) -> tuple[PromptFile, Path, Scorer]:
+    """Every check that can fail on bad input, before the model loads: the backend runs
+    here, the prompts file reads, the model's files are there. Returns the prompts, the
+    model cache and the scorer."""
+    backend_class(backend or spec.backend).check_available()
+    prompts = load_prompts(prompts_path)
+    cache = cache_root(config, cache_dir)
+    model_source(spec, cache)  # missing / not GGUF / not fetched: fail before loading
+    return prompts, cache, get_scorer()
+
+
+def write_model_shard(
+    prompts: PromptFile,
+    backend: Backend,
+    spec: ModelSpec,
+    out: Path,
+    scorer: Scorer,
+    progress: bool = True,
+) -> None:
+    """Generate and score every instance of ``prompts`` with a loaded backend into ``out``."""
+    model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
+    write_shard(prompts, backend, model, out, scorer, progress=progress)
+    print(f"wrote {out} ({len(prompts.instances)} instances)")
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     spec = model_by_name(config, args.model)
     name = args.backend or spec.backend
-    cls = backend_class(name)
-    cls.check_available()
-    prompts = load_prompts(args.prompts)
-    cache = cache_root(config, args.cache_dir)
-    model_source(spec, cache)  # missing / not GGUF / not fetched: fail before loading
-    scorer = get_scorer()
+    prompts, cache, scorer = check_shard_inputs(config, spec, args.prompts, name, args.cache_dir)
     out = Path(args.out)
     if out.exists() and not args.force:
         print(f"{out} exists; nothing to do (--force to regenerate)")
@@ -93,9 +119,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
             out.unlink(missing_ok=True)
             out.with_name(out.name + ".partial").unlink(missing_ok=True)
     backend = make_backend(name, spec, config, cache, args.batch_size)
-    model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
-    write_shard(prompts, backend, model, out, scorer, progress=not args.no_progress)
-    print(f"wrote {out} ({len(prompts.instances)} instances)")
+    write_model_shard(prompts, backend, spec, out, scorer, progress=not args.no_progress)
     return 0
 
 
