@@ -104,14 +104,16 @@ def test_failed_inference_and_missing_prompts_are_errors(work):
 def test_cap_prompts_lowers_max_new_tokens_only(work):
     from ctxscale.cli import main
 
-    path = Path("results/prompts/gsm8k/0.json")
-    assert main(["cap-prompts", "--max-new-tokens", "3", str(path)]) == 0
+    path = Path("capped.json")
+    src = ["results/prompts/gsm8k/0.json", "--out", str(path)]
+    assert main(["cap-prompts", "--max-new-tokens", "3", *src]) == 0
     doc = json.loads(path.read_text())
     assert doc["max_new_tokens"] == 3 and doc["instances"][0]["id"] == "a"
     before = path.read_bytes()
-    assert main(["cap-prompts", "--max-new-tokens", "10", str(path)]) == 0  # never raises
-    assert path.read_bytes() == before
-    assert main(["cap-prompts", "--max-new-tokens", "0", str(path)]) == 2
+    again = [str(path), "--out", "again.json"]
+    assert main(["cap-prompts", "--max-new-tokens", "10", *again]) == 0  # never raises
+    assert Path("again.json").read_bytes() == before
+    assert main(["cap-prompts", "--max-new-tokens", "0", *again]) == 2
 
 
 class EchoBackend(Backend):

@@ -1,11 +1,12 @@
-"""``ctxscale cap-prompts``: lower ``max_new_tokens`` of prompts files to a configured cap.
+"""The new-token cap: lower ``max_new_tokens`` of prompts files to a configured value.
 
 A default-scale setting (config ``data.max_new_tokens``): the paper's 400 new tokens for
 arithmetic let a small model that never writes the stop string generate 400 tokens, and a
 batch runs as long as its longest row, which on 2 CPU cores costs minutes per shard. The
-cap is written into the prompts file itself (and from there into every shard's settings
-line), so the artifacts say what was run. ``null`` (the paper preset) keeps the registry's
-values.
+cap is written into each prompts file when ``ctxscale prepare --max-new-tokens`` writes it
+(and from there into every shard's settings line), so the artifacts say what was run.
+``null`` (the paper preset) keeps the registry's values. ``ctxscale cap-prompts`` applies
+the same cap to an existing prompts file, writing a new one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from ctxscale.errors import CtxscaleError
 
@@ -22,40 +24,44 @@ def effective_max_new_tokens(registry_value: int, cap: int | None) -> int:
     return registry_value if cap is None else min(registry_value, cap)
 
 
-def cap_prompts(path: str | Path, cap: int) -> bool:
-    """Cap one prompts file in place (atomically); True when it changed."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CtxscaleError(f"{path}: not a readable prompts file ({exc})") from None
+def capped(doc: dict[str, Any], cap: int | None, where: str = "prompts file") -> dict[str, Any]:
+    """``doc`` with ``max_new_tokens`` lowered to ``cap`` (a new dict; ``doc`` is unchanged)."""
     current = doc.get("max_new_tokens")
     if not isinstance(current, int):
-        raise CtxscaleError(f"{path}: no integer 'max_new_tokens'")
-    if effective_max_new_tokens(current, cap) == current:
-        return False
-    doc["max_new_tokens"] = effective_max_new_tokens(current, cap)
-    tmp = path.with_name(path.name + ".tmp")
-    text = json.dumps(doc, sort_keys=True, ensure_ascii=False, indent=1) + "\n"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return True
+        raise CtxscaleError(f"{where}: no integer 'max_new_tokens'")
+    return {**doc, "max_new_tokens": effective_max_new_tokens(current, cap)}
+
+
+def cap_prompts(src: str | Path, out: str | Path, cap: int) -> bool:
+    """Write prompts file ``src`` to ``out`` with the cap applied; True when it lowered it."""
+    from ctxscale.tasks import write_json
+
+    src = Path(src)
+    try:
+        doc = json.loads(src.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CtxscaleError(f"{src}: not a readable prompts file ({exc})") from None
+    new = capped(doc, cap, str(src))
+    write_json(new, Path(out))
+    return new["max_new_tokens"] != doc["max_new_tokens"]
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.max_new_tokens < 1:
         raise CtxscaleError("--max-new-tokens must be at least 1")
-    changed = sum(cap_prompts(p, args.max_new_tokens) for p in args.prompts)
-    print(f"cap-prompts: {changed} of {len(args.prompts)} files capped at {args.max_new_tokens}")
+    changed = cap_prompts(args.prompts, args.out, args.max_new_tokens)
+    print(f"cap-prompts: {args.prompts} -> {args.out} ({'capped' if changed else 'unchanged'})")
     return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "cap-prompts",
-        help="cap max_new_tokens of prompts files (default-scale setting data.max_new_tokens)",
+        help="write a prompts file with max_new_tokens capped (ctxscale prepare "
+        "--max-new-tokens does this as it writes)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("prompts", nargs="+", help="prompts files (results/prompts/...json)")
+    p.add_argument("prompts", help="prompts file (results/prompts/...json)")
+    p.add_argument("--out", required=True, help="the capped prompts file to write")
     p.add_argument("--max-new-tokens", type=int, required=True, help="the cap")
     p.set_defaults(func=_run)

@@ -43,6 +43,7 @@ from ctxscale.catalog import TASKS
 from ctxscale.config import BYTES_DIV_4
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
+from ctxscale.prompts_cap import capped
 
 N_SHOTS_GRID = (0, 1, 3, 7, 15, 31, 63, 127, 255, 511)
 SEED = 31337
@@ -490,12 +491,31 @@ def prepare(
     tokenizer: Any | None = None,
     max_instances: int = MAX_EVAL_INSTANCES,
     max_tokens: int = MAX_EXAMPLE_TOKENS,
+    max_new_tokens: int | None = None,
 ) -> list[Path]:
-    """Write ``{out_dir}/{n_shots}.json`` for every requested n_shots; returns the paths."""
+    """Write ``{out_dir}/{n_shots}.json`` for every requested n_shots; returns the paths.
+
+    ``max_new_tokens`` caps the dataset's new tokens (config ``data.max_new_tokens``).
+    """
     spec = get_spec(dataset)
     grid = check_n_shots(n_shots)
     if spec.generator == "miniworld":
-        return _prepare_miniworld(spec, grid, out_dir, opts.seed, max_instances)
+        docs = _miniworld_documents(spec, grid, opts.seed, max_instances)
+    else:
+        docs = _documents(spec, grid, opts, tokenizer, max_instances, max_tokens)
+    where = f"{spec.name} prompts"
+    return write_prompts(((k, capped(d, max_new_tokens, where)) for k, d in docs), out_dir)
+
+
+def _documents(
+    spec: DatasetSpec,
+    grid: list[int],
+    opts: DataOptions,
+    tokenizer: Any | None,
+    max_instances: int,
+    max_tokens: int,
+) -> Iterator[tuple[int, dict]]:
+    """The prompts document of each shot count of a dataset read from its source."""
     count, tok_name = prompts.token_counter(tokenizer)
     eval_rows = load_split(spec, "eval", opts)
     eval_examples = select_eval(spec, eval_rows, count, opts.seed, max_instances, max_tokens)
@@ -521,21 +541,17 @@ def prepare(
     }
     if opts.source == "generate":
         provenance["dm_difficulty"] = [float(x) for x in opts.dm_difficulty]
-    docs = (
-        (k, prompts_document(spec, eval_examples, demos, k, opts.seed, provenance)) for k in grid
-    )
-    return write_prompts(docs, out_dir)
+    for k in grid:
+        yield k, prompts_document(spec, eval_examples, demos, k, opts.seed, provenance)
 
 
-def _prepare_miniworld(
-    spec: DatasetSpec, grid: list[int], out_dir: str | Path, seed: int, max_instances: int
-) -> list[Path]:
-    """Prompts files of a miniature-world dataset (instances generated, see ctxscale.mini)."""
+def _miniworld_documents(
+    spec: DatasetSpec, grid: list[int], seed: int, max_instances: int
+) -> Iterator[tuple[int, dict]]:
+    """Prompts documents of a miniature-world dataset (instances generated, see ctxscale.mini)."""
     from ctxscale.mini import tasks as mini_tasks
 
-    return write_prompts(
-        mini_tasks.prompts_documents(spec, grid, max_instances, seed).items(), out_dir
-    )
+    return iter(mini_tasks.prompts_documents(spec, grid, max_instances, seed).items())
 
 
 # ---------------------------------------------------------------- counting
@@ -730,6 +746,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         tokenizer,
         args.max_instances,
         args.max_example_tokens,
+        args.max_new_tokens,
     )
     print(f"wrote {len(paths)} prompts files to {out}", file=sys.stderr)
     return 0
@@ -755,5 +772,10 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--dataset", required=True)
     p.add_argument("--n-shots", type=int, nargs="+", default=list(N_SHOTS_GRID))
     p.add_argument("--out-dir", help="default: results/prompts/{dataset}")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap the dataset's max new tokens at this value (config data.max_new_tokens)",
+    )
     _data_args(p)
     p.set_defaults(func=_cmd_prepare)

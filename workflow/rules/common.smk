@@ -121,19 +121,10 @@ def prepare_options():
     for key in ("source", "cache_dir", "local_dir", "hub_path", "tokenizer"):
         if data.get(key):
             opts.append(f"--{key.replace('_', '-')} {data[key]}")
-    for key in ("dm_train_size", "dm_test_size"):
+    for key in ("dm_train_size", "dm_test_size", "max_new_tokens"):
         if data.get(key):
             opts.append(f"--{key.replace('_', '-')} {data[key]}")
     return " ".join(opts)
-
-
-def cap_command(wildcards, output):
-    """`&& ctxscale cap-prompts ...` when the config caps max_new_tokens (default scale)."""
-    cap = config["data"]["max_new_tokens"]
-    if cap is None:
-        return ""
-    log = f"logs/prompts/{wildcards.dataset}.log"
-    return f"&& ctxscale cap-prompts --max-new-tokens {cap} {' '.join(output)} >> {log} 2>&1"
 
 
 def model_ready(wildcards):

@@ -8,7 +8,6 @@ rule prompts:
     params:
         options=prepare_options(),
         n_shots=" ".join(map(str, config["n_shots"])),
-        cap=cap_command,
     log:
         "logs/prompts/{dataset}.log",
     wildcard_constraints:
@@ -18,7 +17,6 @@ rule prompts:
     shell:
         "ctxscale prepare --dataset {wildcards.dataset} --n-shots {params.n_shots}"
         " --out-dir results/prompts/{wildcards.dataset} {params.options} > {log} 2>&1"
-        " {params.cap}"
 
 
 rule config_copy:
