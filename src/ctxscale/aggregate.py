@@ -9,8 +9,8 @@ are first averaged into one dataset, and then the task's datasets are averaged e
 (score and n_pmt), so arithmetic is GSM8K, MATH, AQuA and DeepMind at a quarter each rather
 than 56 of 59 parts DeepMind. ``datasets`` averages every dataset equally; the variant not
 chosen is written beside the points as a sensitivity table (``points_by_*.csv``).
-Instances whose status is not "ok" (e.g. "over_context", a prompt the backend could not
-run) are not scored; they are counted in ``n_excluded`` and named on stderr, never dropped
+Instances whose status is not "ok" (e.g. "over_max_model_len", a prompt the backend could
+not run) are not scored; they are counted in ``n_excluded`` and named on stderr, never dropped
 silently.
 """
 

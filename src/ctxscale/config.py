@@ -200,13 +200,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def expand_datasets(names: list[str]) -> list[str]:
     """Registry names as given; a group name (``dm_math``) becomes its members, in order.
 
-    Unknown names are an error listing the known ones. Without the task registry
-    (``ctxscale.tasks``) the names are kept as given.
+    Unknown names are an error listing the known ones.
     """
-    try:
-        from ctxscale.tasks import registry
-    except ImportError:
-        return list(names)
+    from ctxscale.tasks import registry  # imported here: ctxscale.tasks imports this module
+
     known = list(registry())
     out: list[str] = []
     for name in names:

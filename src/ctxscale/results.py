@@ -214,7 +214,7 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
 def _check_columns(
     df: pd.DataFrame, path: Path, what: str, extra: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """Contract-4 columns present; numbers checked by :func:`ctxscale.points.validate_points`."""
+    """The points columns present; numbers checked by :func:`ctxscale.points.validate_points`."""
     missing = [c for c in (*POINT_COLUMNS, *extra) if c not in df.columns]
     if missing:
         raise CtxscaleError(f"{what} {path} lacks column(s) {', '.join(missing)}")
@@ -237,7 +237,7 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_points(path: Path) -> pd.DataFrame:
-    """The task-level points table (contract 4), checked and in a stable order."""
+    """The task-level points table (``ctxscale scores``), checked and in a stable order."""
     df = _read_csv(path, "points table")
     return _sorted(_check_columns(df, path, "points table"))
 
@@ -260,7 +260,7 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-# -- the fit API (ctxscale.fit, contract 5) ------------------------------------------------
+# -- fits, read and evaluated through ctxscale.fit ---------------------------------------
 def read_fit(path: Path) -> dict[str, Any]:
     """Read a fit JSON through ``ctxscale.fit.read_fit`` (one line if it is malformed)."""
     return fitmod.read_fit(path)

@@ -66,11 +66,9 @@ def make_backend(
 
 
 def get_scorer() -> Scorer:
-    """``ctxscale.metrics.score``; checked before any model is loaded."""
-    try:
-        from ctxscale.metrics import score
-    except ImportError as exc:
-        raise CtxscaleError(f"the metrics module is not available: {exc}") from None
+    """``ctxscale.metrics.score``, the scorer of every shard."""
+    from ctxscale.metrics import score
+
     return score
 
 
