@@ -98,6 +98,8 @@ def test_gpus_per_inference_job_follow_tensor_parallel_size(tmp_path):
 
 
 def test_default_workflow_profile_resumes_after_a_kill():
-    """Snakemake reads profiles/default beside the Snakefile without being told."""
+    """Snakemake reads profiles/default beside the Snakefile without being told: it redoes
+    interrupted jobs and keeps their outputs meanwhile (the finished shards among them)."""
     prof = yaml.safe_load((ROOT / "profiles/default/config.yaml").read_text())
-    assert (ROOT / "Snakefile").is_file() and prof == {"rerun-incomplete": True}
+    expected = {"rerun-incomplete": True, "keep-incomplete": True}
+    assert (ROOT / "Snakefile").is_file() and prof == expected

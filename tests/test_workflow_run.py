@@ -86,6 +86,34 @@ def test_killed_during_inference_rerun_loses_nothing(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_deleted_shard_is_redone_alone_when_the_scores_are_rerun(tmp_path):
+    """Shards are declared outputs (flagged `update`) and inputs of the scores: with one
+    deleted, `--forcerun scores` reruns its (model, dataset) job, which keeps the other
+    shards and regenerates that one byte for byte, and the scores come out the same."""
+    work = tiny_workdir(tmp_path)
+    cmd = snakemake_cmd(work, "results/points.csv")
+    first = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    shards = sorted((work / "results/generations").glob("*/*/*.jsonl"))
+    before = {p: sha(p) for p in shards}
+    scores = sha(work / "results/scores.csv")
+    victim = work / "results/generations/tiny-b" / DS / "1.jsonl"
+    victim.unlink()
+
+    rerun = subprocess.run(
+        [*cmd, "--forcerun", "scores"], env=ENV, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert sha(victim) == before[victim]  # regenerated, the same bytes
+    assert {p: sha(p) for p in before} == before
+    log = (work / "logs/infer/tiny-b" / f"{DS}.log").read_text()
+    assert [line.split()[1] for line in log.splitlines() if line.startswith("wrote ")] == [
+        f"results/generations/tiny-b/{DS}/1.jsonl"  # the only shard generated again
+    ]
+    assert sha(work / "results/scores.csv") == scores
+
+
+@pytest.mark.slow
 def test_identical_configfile_copy_plans_no_jobs(tmp_path):
     """`--configfile` with a copy of config.yaml: the config file's name reruns nothing."""
     work = tiny_workdir(tmp_path)

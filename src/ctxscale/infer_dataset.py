@@ -3,8 +3,9 @@
 The workflow's inference job. One job per (model, dataset) instead of one per shard keeps
 the paper-scale DAG small (22 checkpoints x 76 datasets, not x 10 shot counts as well)
 while keeping every property of a shard: each shard is produced by ``ctxscale infer``
-(OUT.partial appended record by record, renamed to OUT when complete), and
-the shards are not the job's declared output, so Snakemake never deletes a finished one:
+(OUT.partial appended record by record, renamed to OUT when complete), and the
+workflow declares the shards as outputs flagged ``update``, so Snakemake never deletes a
+finished one:
 
 - a killed job is rerun; finished shards are kept, the interrupted one resumes from its
   ``.partial``; nothing computed is lost;

@@ -1,10 +1,14 @@
 # Model weights and generation shards.
 #
 # One inference job per (model, dataset) runs every shot count through `ctxscale infer`
-# (via `ctxscale infer-dataset`). The shards themselves are not declared outputs, so a
-# killed job never loses a finished shard: the rerun keeps finished shards and resumes
-# the interrupted one from its .partial; stale shards (other settings) are regenerated.
-# The declared output is the list of the (model, dataset)'s shards with their sha256.
+# (via `ctxscale infer-dataset`) and lists the shards with their sha256 (`manifest`).
+# The shards are declared outputs flagged `update`: Snakemake knows them (a deleted shard
+# reruns its job) but never deletes them before a rerun, so a killed or rerun job keeps
+# every finished shard and resumes the interrupted one from its .partial; stale shards
+# (other settings) are regenerated.
+
+# Real models run the config's shot grid on every dataset (miniature models: their plan).
+REAL_N_SHOTS = sorted(int(k) for k in config["n_shots"])
 
 
 rule fetch_model:
@@ -32,7 +36,10 @@ rule infer:
         prompts=infer_prompts,
         model=model_ready,
     output:
-        "results/generations/{model}/{dataset}/manifest.tsv",
+        manifest="results/generations/{model}/{dataset}/manifest.tsv",
+        shards=update(
+            expand("results/generations/{{model}}/{{dataset}}/{n}.jsonl", n=REAL_N_SHOTS)
+        ),
     params:
         model=model_settings,
     log:
@@ -48,7 +55,7 @@ rule infer:
         "../../envs/inference.yaml"
     shell:
         "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {wildcards.model}"
-        " --dataset {wildcards.dataset} --out {output} >> {log} 2>&1"
+        " --dataset {wildcards.dataset} --out {output.manifest} >> {log} 2>&1"
 
 
 # Miniature models are evaluated in a few jobs, each running several models one after the
@@ -66,7 +73,10 @@ for _group, _models in MINI_INFER_GROUPS.items():
             ),
             models=[f for m in _models for f in mini_checkpoint_files(m)],
         output:
-            [artifacts.dataset_manifest(m, d) for m in _models for d in MINI["datasets"]],
+            manifests=[artifacts.dataset_manifest(m, d) for m in _models for d in MINI["datasets"]],
+            shards=update(
+                [artifacts.shard_path(m, d, k) for m in _models for d, ks in MODELS[m].plan for k in ks]
+            ),
         params:
             models=" ".join(_models),
             settings=[settings_of(m) for m in _models],
@@ -80,4 +90,4 @@ for _group, _models in MINI_INFER_GROUPS.items():
             "../../envs/inference.yaml"
         shell:
             "ctxscale infer-dataset --config \"$CTXSCALE_CONFIG\" --model {params.models}"
-            " --dataset {params.datasets} --out {output} >> {log} 2>&1"
+            " --dataset {params.datasets} --out {output.manifests} >> {log} 2>&1"

@@ -3,7 +3,11 @@
 
 rule scores:
     input:
-        INFERENCE_OUTPUTS,
+        manifests=INFERENCE_OUTPUTS,
+        # every shard, so that a deleted one is missing here and its inference job reruns
+        shards=[
+            artifacts.shard_path(m.name, d, k) for m in MODELS.values() for d, ks in m.plan for k in ks
+        ],
     output:
         scores="results/scores.csv",
         points="results/points.csv",
