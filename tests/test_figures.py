@@ -113,6 +113,34 @@ def test_pdf_and_png_have_no_timestamps(res):
     assert b"Matplotlib" not in pdf and b"matplotlib" not in png
 
 
+def test_mae_table_adds_the_loss_variant_beside_the_main_fit(paths, tmp_path):
+    """With --fit-loss-variant the in-distribution MAE of that fit (another loss) is a row of
+    its own, on the same points as the main fit's; without it the row is absent."""
+    import json
+
+    from ctxscale import fit as fitmod
+
+    doc = json.loads(paths["fit_main"].read_text())
+    doc["settings"]["loss"] = "absolute"
+    for entry in doc["tasks"].values():
+        entry["params"]["beta"] *= 1.2  # another optimum: a different MAE
+    variant = tmp_path / "loss_variant.json"
+    variant.write_text(json.dumps(doc))
+    table = build_table("mae", Results(Inputs(**paths, fit_loss_variant=variant), "test"))
+    rows = table.set_index(["task", "setting"])
+    points = pd.read_csv(paths["points"])
+    fitted = points[(points["role"] == "fit") & (points["task"] == "translation")]
+    pred = fitmod.predict_points(fitmod.read_fit(variant), fitted)
+    row = rows.loc[("translation", "in_distribution_absolute_loss")]
+    assert row["n_points"] == rows.loc[("translation", "in_distribution"), "n_points"]
+    assert row["mae"] == pytest.approx(np.mean(np.abs(fitted["score"] - pred)))
+    assert row["mae"] != pytest.approx(rows.loc[("translation", "in_distribution"), "mae"])
+    render_table("mae", Results(Inputs(**paths, fit_loss_variant=variant), "t"), tmp_path / "m.csv")
+    assert "| in-distribution, absolute-loss fit |" in (tmp_path / "m.md").read_text()
+    plain = build_table("mae", Results(Inputs(**paths), "test"))
+    assert "in_distribution_absolute_loss" not in set(plain["setting"])
+
+
 def test_mae_table_matches_hand_computation(res, paths):
     table = build_table("mae", res)
     points = pd.read_csv(paths["points"])

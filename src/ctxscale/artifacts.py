@@ -13,7 +13,14 @@ from ctxscale import catalog
 from ctxscale.catalog import TASKS
 from ctxscale.models import ModelSpec, models_from_config
 
-FITS = ("main", "no_penalty", "penalty_variant", "extrapolation", "context_agnostic")
+FITS = (
+    "main",
+    "no_penalty",
+    "penalty_variant",
+    "loss_variant",
+    "extrapolation",
+    "context_agnostic",
+)
 PREDICTIONS = ("ood", "technique")
 REPORT = ("paper/report.md", "paper/report.html")
 CONFIG_COPY = catalog.INPUTS["config"].path

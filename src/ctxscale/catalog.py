@@ -51,6 +51,11 @@ INPUTS: dict[str, Input] = {
         "context-aware fit with the other penalty form: centre fitted if the main fit fixes "
         "it at n_ctx, and fixed if the main fit fits it (results/fits/penalty_variant.json)",
     ),
+    "fit_loss_variant": Input(
+        "results/fits/loss_variant.json",
+        "the main fit with the other loss: absolute if the main fit's is squared, else "
+        "squared (results/fits/loss_variant.json)",
+    ),
     "fit_extrapolation": Input(
         "results/fits/extrapolation.json",
         "fit on n_pmt below the hold-out cut-off (results/fits/extrapolation.json)",
@@ -226,12 +231,15 @@ TABLES: dict[str, Output] = {
         Output(
             "mae",
             "ctxscale.tables:table_mae",
-            ("points", "fit_main", "fit_extrapolation", "config"),
-            "Mean absolute error per task: in-distribution (main fit on every fitted point) "
+            ("points", "fit_main", "fit_extrapolation", "fit_loss_variant", "config"),
+            "Mean absolute error per task: in-distribution (main fit on every fitted point; "
+            "with --fit-loss-variant also the same fit with the other loss, e.g. absolute "
+            "error, which the MAE itself measures) "
             "and long-context extrapolation (fit on n_pmt below the cut-off, scored on the "
             "held-out points of every model, and of the longest-context model alone: the "
             "paper's extrapolation figures use n_ctx = 128k, where held-out points lie inside "
             "the context limit), 95% bootstrap CI over points.",
+            optional=("fit_loss_variant", "config"),
             cells="ctxscale.tables:cells_mae",
         ),
         Output(

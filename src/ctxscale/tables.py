@@ -72,23 +72,28 @@ def noise_mae(points: pd.DataFrame) -> float:
 
 
 def table_mae(res: Results) -> pd.DataFrame:
-    """Per task: in-distribution MAE (main fit, all fitted points) and extrapolation MAE
-    (fit on n_pmt below the cut-off, evaluated on the held-out points), with CIs."""
+    """Per task: in-distribution MAE (main fit, all fitted points; with the loss variant also
+    that fit's) and extrapolation MAE (fit on n_pmt below the cut-off, evaluated on the
+    held-out points), with CIs."""
     paper = paper_results()["mae"]
     cutoff = res.holdout_npmt()
     main = res.predicted("fit_main")
     extra = res.predicted("fit_extrapolation")
+    other, other_setting = None, ""
+    if res.inputs.fit_loss_variant is not None:
+        other = res.predicted("fit_loss_variant")
+        other_setting = f"in_distribution_{res.fit('fit_loss_variant')['settings']['loss']}_loss"
     rows = []
     for task in task_order(set(main["task"]) | set(extra["task"])):
         held = extra[(extra["task"] == task) & (extra["n_pmt"] >= cutoff)]
         longest = held[held["n_ctx"] == held["n_ctx"].max()] if len(held) else held
         fitted = main[main["task"] == task]
         seen = extra[(extra["task"] == task) & (extra["n_pmt"] < cutoff)]
-        for setting, df, known in (
-            ("in_distribution", fitted, fitted),
-            ("extrapolation", held, seen),
-            ("extrapolation_longest_ctx", longest, seen),
-        ):
+        settings = [("in_distribution", fitted, fitted)]
+        if other is not None:
+            settings.append((other_setting, other[other["task"] == task], fitted))
+        settings += [("extrapolation", held, seen), ("extrapolation_longest_ctx", longest, seen)]
+        for setting, df, known in settings:
             err = (df["score"] - df["predicted"]).abs().to_numpy()
             m, lo, hi = bootstrap_mae(err, res.n_bootstrap, res.seed)
             rows.append(
@@ -230,6 +235,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 SETTING_LABELS = {
     "in_distribution": "in-distribution",
+    "in_distribution_absolute_loss": "in-distribution, absolute-loss fit",
+    "in_distribution_squared_loss": "in-distribution, squared-loss fit",
+    "in_distribution_huber_loss": "in-distribution, Huber-loss fit",
     "extrapolation": "extrapolation (every model)",
     "extrapolation_longest_ctx": "extrapolation (longest n_ctx only)",
 }

@@ -168,10 +168,16 @@ def penalty_variant(main):
     return "log_sigmoid" if main == "log_sigmoid_fitted" else "log_sigmoid_fitted"
 
 
+def loss_variant(main):
+    """The loss set beside the main one: absolute error (what the MAE measures) if the main
+    fit's loss is another, else squared error."""
+    return "squared" if main == "absolute" else "absolute"
+
+
 def fit_options(wildcards):
     """`ctxscale fit` options of each fit of the workflow."""
     fit = config["fit"]
-    common = f"--where role=fit --loss {fit['loss']} --seed {fit['seed']}"
+    common = f"--where role=fit --seed {fit['seed']}"
     for name, (lo, hi) in sorted(fit["bounds"].items()):
         common += f" --bound {name} {lo:g} {hi:g}"
     penalty = f"--penalty {fit['penalty']}"
@@ -179,9 +185,11 @@ def fit_options(wildcards):
         penalty += f" --penalty-width {fit['penalty_width']:g}"
     # Only the main fit's parameter CIs are reported (the params table and figure); the
     # comparison fits are point fits, their MAE intervals resample the points.
-    common_point = f"{common} --bootstrap 0"
+    loss = f"--loss {fit['loss']}"
+    common_point = f"{common} --bootstrap 0 {loss}"
     return {
-        "main": f"{common} --bootstrap {fit['bootstrap']} {penalty}",
+        "main": f"{common} --bootstrap {fit['bootstrap']} {loss} {penalty}",
+        "loss_variant": f"{common} --bootstrap 0 --loss {loss_variant(fit['loss'])} {penalty}",
         "no_penalty": f"{common_point} --no-penalty",
         "penalty_variant": f"{common_point} --penalty {penalty_variant(fit['penalty'])}",
         "extrapolation": f"{common_point} {penalty} --holdout-npmt {fit['holdout_npmt']:g}",

@@ -1,6 +1,8 @@
 # Fits of the law on the fit-role models:
 #   main              context-aware law, the configured penalty
 #   no_penalty        the penalty ablation
+#   penalty_variant   the other penalty form (centre fitted or fixed at n_ctx)
+#   loss_variant      the other loss (absolute if the main fit's is squared)
 #   extrapolation     fit on n_pmt < fit.holdout_npmt, MAE on the rest
 #   context_agnostic  compute term only (Figure 1's baseline)
 
