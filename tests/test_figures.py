@@ -59,6 +59,92 @@ def test_each_figure_renders_pdf_and_png(name, res, tmp_path):
     assert seconds < 30
 
 
+def _drawn_tick_labels(axis) -> list:
+    """The tick labels matplotlib draws: non-empty, of ticks inside the view interval."""
+    lo, hi = sorted(axis.get_view_interval())
+    pad = 1e-9 * max(abs(lo), abs(hi), 1.0)
+    out = []
+    for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+        if not lo - pad <= tick.get_loc() <= hi + pad:
+            continue
+        out += [
+            lab
+            for lab in (tick.label1, tick.label2)
+            if lab.get_visible() and lab.get_text().strip()
+        ]
+    return out
+
+
+def _readability_problems(fig) -> list[str]:
+    """What a reader would trip over: text leaving the canvas, overlapping tick labels on an
+    axis, a numeric axis (with ticks) that has fewer than two labelled ones."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    W, H = fig.bbox.width, fig.bbox.height
+    tick_texts = {
+        id(lab)
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+        for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+        for lab in (tick.label1, tick.label2)
+    }
+    shown = [t for t in fig.findobj(Text) if id(t) not in tick_texts]
+    for ax in fig.axes:
+        if ax.axison:
+            shown += [lab for axis in (ax.xaxis, ax.yaxis) for lab in _drawn_tick_labels(axis)]
+    problems = []
+    for t in shown:
+        if not t.get_visible() or not t.get_text().strip():
+            continue
+        b = t.get_window_extent(renderer)
+        if b.x0 < -1 or b.y0 < -1 or b.x1 > W + 1 or b.y1 > H + 1:
+            problems.append(f"text {t.get_text()!r} leaves the canvas")
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = _drawn_tick_labels(axis)
+            boxes = [lab.get_window_extent(renderer) for lab in labels]
+            name = f"{ax.get_label() or ax.get_title() or 'axes'} {axis.axis_name}"
+            numeric = axis.get_scale() in ("linear", "log") and len(axis.get_ticklocs()) > 0
+            if axis.get_visible() and numeric and len(labels) < 2:
+                problems.append(f"{name}: {len(labels)} labelled tick(s)")
+            for i, a in enumerate(boxes):
+                if any(a.overlaps(b) for b in boxes[i + 1 :]):
+                    problems.append(f"{name}: tick labels overlap")
+    return problems
+
+
+def test_readability_check_finds_each_defect():
+    """The check itself: a clipped title, crowded tick labels and a one-tick axis."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    try:
+        ax.set_title("a title far too long for a figure two inches wide, cut at both ends")
+        ax.set_xticks(range(40), [f"label {i}" for i in range(40)])
+        ax.set_yticks([0.5])
+        found = " | ".join(_readability_problems(fig))
+    finally:
+        plt.close(fig)
+    assert "leaves the canvas" in found
+    assert "x: tick labels overlap" in found
+    assert "y: 1 labelled tick(s)" in found
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_each_figure_is_readable(name, res):
+    import matplotlib.pyplot as plt
+
+    fig = draw_figure(name, res)
+    try:
+        assert _readability_problems(fig) == []
+    finally:
+        plt.close(fig)
+
+
 def test_figure_labels_axes_and_uses_log_scales(res):
     import matplotlib.pyplot as plt
 
