@@ -43,4 +43,17 @@ for f in paper/report.md paper/report.html; do
     status=1
   fi
 done
+# Snakemake's own report: every figure PNG of the run, with its catalog caption.
+smk_report="$WORK/run1/snakemake-report.html"
+python "$REPO/scripts/run_snakemake.py" -s "$REPO/Snakefile" -d "$WORK/run1" \
+  --configfile "$REPO/$PRESET" --report "$smk_report" >"$WORK/report.log" 2>&1
+missing=0
+for png in "$WORK"/run1/figures/*.png; do
+  grep -q "$(basename "$png")" "$smk_report" || { echo "e2e: $png not in $smk_report" >&2; missing=1; }
+done
+if [ $missing = 0 ]; then
+  echo "e2e: snakemake --report lists all $(ls "$WORK"/run1/figures/*.png | wc -l) figures"
+else
+  status=1
+fi
 exit $status
