@@ -2,7 +2,7 @@
 # Every check CI runs: lint, format, a small end-to-end run twice from clean with identical
 # manifests, the test suite (with the workflow's lint and the paper-scale dry run).
 #   CTXSCALE_SLURM=0  skip starting the single-node SLURM cluster (its test then skips)
-#   CTXSCALE_E2E=0    skip the end-to-end runs
+#   CTXSCALE_E2E=0    skip the end-to-end runs (the real-model tests then fetch SmolLM2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -36,6 +36,7 @@ fi
 # paper-scale dry run with its job counts and time (test_paper_dag_shape_and_time) are
 # among them, so each check runs once.
 step "pytest"
-python -m pytest -q
+# The real-model tests fetch SmolLM2 themselves when the end-to-end runs did not.
+CTXSCALE_FETCH_MODELS=1 python -m pytest -q
 
 step "all checks passed"

@@ -109,3 +109,23 @@ def snakemake_config(tmp_path_factory):
         return cache[presets]
 
     return resolve
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """A closing block naming what this run did not check and how to check it."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if not skipped and not deselected:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    write = terminalreporter.write_line
+    terminalreporter.section("not checked by this run", sep="-")
+    for reason, n in sorted(reasons.items(), key=lambda item: -item[1]):
+        write(f"{n} skipped: {reason}")
+    if deselected:
+        marks = config.getoption("markexpr") or config.getoption("keyword") or "selection"
+        write(f"{deselected} deselected by -m/-k ({marks!r}); a bare `pytest` runs them")
