@@ -38,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         importlib.import_module(name).add_cli(sub)
+    _plain_text(parser)
     return parser
+
+
+def _plain_text(parser: argparse.ArgumentParser) -> None:
+    """Drop reST literal markup (double backticks) that module docstrings lend to --help."""
+    if parser.description:
+        parser.description = parser.description.replace("``", "")
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = action.help.replace("``", "")
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _plain_text(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -603,9 +603,21 @@ def _data_args(p: argparse.ArgumentParser) -> None:
         help="tokenizer directory or id for the 256-token filter, or bytes/4 for the "
         "tokenizer-free estimate ceil(UTF-8 bytes / 4) (also the default, with a warning)",
     )
-    p.add_argument("--seed", type=int, default=SEED)
-    p.add_argument("--max-instances", type=int, default=MAX_EVAL_INSTANCES)
-    p.add_argument("--max-example-tokens", type=int, default=MAX_EXAMPLE_TOKENS)
+    p.add_argument(
+        "--seed", type=int, default=SEED, help="seed of the instance draws (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-instances",
+        type=int,
+        default=MAX_EVAL_INSTANCES,
+        help="evaluation instances per prompts file (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-example-tokens",
+        type=int,
+        default=MAX_EXAMPLE_TOKENS,
+        help="drop examples longer than this many tokens, as the original (default: %(default)s)",
+    )
     p.add_argument(
         "--dm-difficulty",
         type=float,
@@ -615,8 +627,18 @@ def _data_args(p: argparse.ArgumentParser) -> None:
         help="fraction of each module's training entropy "
         "range to generate at (default 0 1 = the full train range)",
     )
-    p.add_argument("--dm-train-size", type=int, default=DM_TRAIN_SIZE)
-    p.add_argument("--dm-test-size", type=int, default=DM_TEST_SIZE)
+    p.add_argument(
+        "--dm-train-size",
+        type=int,
+        default=DM_TRAIN_SIZE,
+        help="generated DeepMind Mathematics demonstrations per module (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dm-test-size",
+        type=int,
+        default=DM_TEST_SIZE,
+        help="generated DeepMind Mathematics test problems per module (default: %(default)s)",
+    )
 
 
 def _options(args: argparse.Namespace, spec: DatasetSpec) -> DataOptions:
@@ -755,22 +777,33 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def add_cli(subparsers: Any) -> None:
     """``ctxscale tasks list|show|count`` and ``ctxscale prepare``."""
     tasks_p = subparsers.add_parser("tasks", help="the paper's datasets: list, show, count")
-    tsub = tasks_p.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
+    tsub = tasks_p.add_subparsers(dest="tasks_command", metavar="ACTION")
+    tasks_p.set_defaults(func=_cmd_list, no_modules=False)  # `ctxscale tasks` alone lists
     p = tsub.add_parser("list", help="list the registry's datasets")
     p.add_argument("--no-modules", action="store_true", help="hide DeepMind Mathematics modules")
     p.set_defaults(func=_cmd_list)
     p = tsub.add_parser("show", help="render one prompt of a dataset")
-    p.add_argument("dataset")
-    p.add_argument("--n-shots", type=int, default=3)
+    p.add_argument("dataset", help="dataset name (see `ctxscale tasks list`)")
+    p.add_argument(
+        "--n-shots", type=int, default=3, help="demonstrations in the prompt (default: 3)"
+    )
     _data_args(p)
     p.set_defaults(func=_cmd_show)
     p = tsub.add_parser("count", help="evaluation instances per dataset and task at a scale")
-    p.add_argument("--scale", default="default")
+    p.add_argument(
+        "--scale", default="default", help="a scale of datasets.yaml (default: %(default)s)"
+    )
     p.set_defaults(func=_cmd_count)
 
     p = subparsers.add_parser("prepare", help="write results/prompts/{dataset}/{n_shots}.json")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--n-shots", type=int, nargs="+", default=list(N_SHOTS_GRID))
+    p.add_argument("--dataset", required=True, help="dataset name (see `ctxscale tasks list`)")
+    p.add_argument(
+        "--n-shots",
+        type=int,
+        nargs="+",
+        default=list(N_SHOTS_GRID),
+        help="shot counts, one prompts file each (default: the paper's grid 0..511)",
+    )
     p.add_argument("--out-dir", help="default: results/prompts/{dataset}")
     p.add_argument(
         "--max-new-tokens",
