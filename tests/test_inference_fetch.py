@@ -124,3 +124,51 @@ def test_fetch_downloads_then_converts(tmp_path, monkeypatch):
     assert model_source(spec(), tmp_path / "cache").path == str(out)
     fetch_model(spec(), tmp_path / "cache", downloader=downloader, log=lambda m: None)
     assert len(calls) == 1  # prepared once, then reused
+
+
+def _hub_spec(hub_id: str) -> ModelSpec:
+    return ModelSpec(
+        name="hubbed",
+        family="f",
+        role="fit",
+        N=1.0,
+        D=1.0,
+        n_ctx=64,
+        backend="transformers",
+        hub_id=hub_id,
+    )
+
+
+def test_a_cached_hub_model_loads_from_its_snapshot_without_network(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from ctxscale.inference.fetch import hub_source
+
+    repo = tmp_path / "hub" / "models--someorg--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    snap = repo / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub_source.cache_clear()
+    assert model_source(_hub_spec("someorg/tiny"), tmp_path).path == str(snap)
+    hub_source.cache_clear()
+
+
+def test_an_uncached_hub_model_offline_is_one_error_at_once(tmp_path, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    from ctxscale.inference.fetch import hub_source
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub_source.cache_clear()
+    t0 = time.perf_counter()
+    with pytest.raises(CtxscaleError, match="someorg/absent is not in the local Hugging Face"):
+        model_source(_hub_spec("someorg/absent"), tmp_path)
+    assert time.perf_counter() - t0 < 5  # no retries
+    hub_source.cache_clear()

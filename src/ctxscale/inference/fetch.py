@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_path, sha256_file
@@ -34,6 +37,7 @@ from ctxscale.models import ModelSpec
 
 GGUF_MAGIC = b"GGUF"
 MARKER = "ctxscale-model.json"  # written last into a converted dir: the conversion completed
+HUB_TIMEOUT_S = 5.0  # one connection attempt to the hub before a hub model is called offline
 
 
 @dataclass(frozen=True)
@@ -227,4 +231,32 @@ def model_source(spec: ModelSpec, cache: Path) -> ModelSource:
         if not path.is_dir():
             raise CtxscaleError(f"model {spec.name!r}: path {path} does not exist")
         return ModelSource(str(path))
-    return ModelSource(str(spec.hub_id), revision=spec.revision)
+    return hub_source(spec.name, str(spec.hub_id), spec.revision)
+
+
+@cache
+def hub_source(name: str, hub_id: str, revision: str | None) -> ModelSource:
+    """A hub model: its local snapshot when the Hugging Face cache has it (then nothing
+    touches the network), else the hub id if the hub answers. Not cached and no hub (offline,
+    or ``HF_HUB_OFFLINE``): one error line at once, instead of a minute of retries and a
+    traceback when the model loads."""
+    from huggingface_hub import constants, snapshot_download
+
+    try:
+        return ModelSource(snapshot_download(hub_id, revision=revision, local_files_only=True))
+    except Exception:  # not cached (the error type differs between huggingface_hub versions)
+        pass
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    reachable = not constants.HF_HUB_OFFLINE
+    if reachable:
+        try:
+            socket.create_connection((host, 443), timeout=HUB_TIMEOUT_S).close()
+        except OSError:
+            reachable = False
+    if not reachable:
+        raise CtxscaleError(
+            f"model {name!r}: {hub_id} is not in the local Hugging Face cache and {host} "
+            "cannot be reached (offline?): download it where there is network "
+            f"(`huggingface-cli download {hub_id}`), or give the checkpoint a local `path:`"
+        )
+    return ModelSource(hub_id, revision=revision)
