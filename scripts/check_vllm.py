@@ -4,10 +4,20 @@
 
 Takes SmolLM2-135M-Instruct (config.yaml's real-model check; fetched and converted into
 cache/ if it is not there yet) and one DeepMind Mathematics module's prompts (16 instances,
-generated offline as at the default scale), runs `ctxscale infer` with the transformers
+generated offline as at the default scale) and runs `ctxscale infer` with the transformers
 backend (this environment) and with the vllm backend (the vLLM environment that
-scripts/setup_vllm.sh makes), both greedy in float32, and requires the same output for
-every instance. Prints both times, the device vLLM ran on, and exits 1 on any difference.
+scripts/setup_vllm.sh makes), both greedy in float32, in three cases:
+
+* ``within n_ctx``: the checkpoint as it is (n_ctx 8192);
+* ``YaRN past its table``: a copy whose config is YaRN x2 over 256 positions (n_ctx 512),
+  run by vLLM with max_model_len 1024. vLLM's own YaRN table stops at 512, so every prompt
+  (over 512 tokens) is read past it unless ctxscale's plugin extends the table;
+* ``base past n_ctx``: the checkpoint declared with n_ctx 512 and run to 1024, the
+  original's unscaled route (``max_position_embeddings`` raised to max_model_len).
+
+Each case requires the same output for every instance (transformers computes rotary
+angles for any position). Prints the times and the device vLLM ran on; exits 1 on any
+difference.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,47 +77,75 @@ def main() -> int:
             + ["--out-dir", str(work / "prompts")]
         )
         model_dir = converted_dir(spec, ROOT / cache_root(base))
-        common = {"path": str(model_dir), "N": spec.N, "D": spec.D, "n_ctx": spec.n_ctx}
-        config = {
-            "datasets": [DATASET],
-            "families": [
-                {
-                    "name": "check",
-                    "role": "check",
-                    "checkpoints": [
-                        {"name": "hf", "backend": "transformers", **common},
-                        {"name": "vllm", "backend": "vllm", "enforce_eager": True, **common},
-                    ],
-                }
-            ],
-            "inference": {"dtype": "float32", "threads": 1, "batch_size": 16},
-            "miniworld": {"activate": False},
+        yarn_dir = work / "yarn-x2-over-256"
+        shutil.copytree(model_dir, yarn_dir)
+        hf_config = json.loads((yarn_dir / "config.json").read_text(encoding="utf-8"))
+        theta = (hf_config.get("rope_parameters") or {}).get("rope_theta")
+        hf_config["rope_parameters"] = {
+            "rope_type": "yarn",
+            "factor": 2.0,
+            "original_max_position_embeddings": 256,
+            "rope_theta": theta or hf_config.get("rope_theta"),
         }
-        cfg = work / "config.yaml"
-        cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
+        hf_config["max_position_embeddings"] = 512
+        (yarn_dir / "config.json").write_text(json.dumps(hf_config, indent=1), encoding="utf-8")
+        cases = {  # name: (model dir, n_ctx, vLLM's max_model_len)
+            "within n_ctx": (model_dir, spec.n_ctx, None),
+            "YaRN past its table": (yarn_dir, 512, 1024),
+            "base past n_ctx": (model_dir, 512, 1024),
+        }
         prompts = work / "prompts" / f"{args.n_shots}.json"
-        out = {name: work / f"{name}.jsonl" for name in ("hf", "vllm")}
-        infer = ["infer", "--config", str(cfg), "--prompts", str(prompts)]
-        t_hf = run([*ctxscale, *infer, "--model", "hf", "--out", str(out["hf"])])
         env = {
             **os.environ,
             "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
         }
-        t_vllm = run([*vllm_ctxscale, *infer, "--model", "vllm", "--out", str(out["vllm"])], env)
-        (_, hf), (settings, vl) = records(out["hf"]), records(out["vllm"])
-    same = sum(
-        a["output"] == b["output"] and a["n_pmt"] == b["n_pmt"]
-        for a, b in zip(hf, vl, strict=False)
-    )
-    print(
-        f"check_vllm: {same}/{len(hf)} instances identical ({args.n_shots} shots, "
-        f"{hf[0]['n_pmt']} prompt tokens); transformers {t_hf:.0f} s, vllm {t_vllm:.0f} s "
-        f"(engine start included) on {settings['device']}"
-    )
-    for a, b in zip(hf, vl, strict=False):
-        if a["output"] != b["output"]:
-            print(f"  {a['id']}: transformers {a['output']!r} vs vllm {b['output']!r}")
-    return 0 if same == len(hf) == len(vl) else 1
+        failed = 0
+        for case, (path, n_ctx, max_len) in cases.items():
+            common = {"path": str(path), "N": spec.N, "D": spec.D, "n_ctx": n_ctx}
+            vllm_ckpt = {"name": "vllm", "backend": "vllm", "enforce_eager": True, **common}
+            if max_len:
+                vllm_ckpt["max_model_len"] = max_len
+            config = {
+                "datasets": [DATASET],
+                "families": [
+                    {
+                        "name": "check",
+                        "role": "check",
+                        "checkpoints": [
+                            {"name": "hf", "backend": "transformers", **common},
+                            vllm_ckpt,
+                        ],
+                    }
+                ],
+                "inference": {"dtype": "float32", "threads": 1, "batch_size": 16},
+                "miniworld": {"activate": False},
+            }
+            cfg = work / "config.yaml"
+            cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
+            out = {name: work / f"{name}.jsonl" for name in ("hf", "vllm")}
+            for path_ in out.values():
+                path_.unlink(missing_ok=True)
+            infer = ["infer", "--config", str(cfg), "--prompts", str(prompts)]
+            t_hf = run([*ctxscale, *infer, "--model", "hf", "--out", str(out["hf"])])
+            t_vl = run([*vllm_ctxscale, *infer, "--model", "vllm", "--out", str(out["vllm"])], env)
+            (_, hf), (settings, vl) = records(out["hf"]), records(out["vllm"])
+            same = sum(
+                a["output"] == b["output"] and a["n_pmt"] == b["n_pmt"]
+                for a, b in zip(hf, vl, strict=False)
+            )
+            table = settings.get("yarn_table_positions")
+            print(
+                f"check_vllm: {case}: {same}/{len(hf)} instances identical ({args.n_shots} "
+                f"shots, {hf[0]['n_pmt']} prompt tokens, n_ctx {n_ctx}"
+                + (f", YaRN table extended to {table}" if table else "")
+                + f"); transformers {t_hf:.0f} s, vllm {t_vl:.0f} s (engine start included) "
+                f"on {settings['device']}"
+            )
+            for a, b in zip(hf, vl, strict=False):
+                if a["output"] != b["output"]:
+                    print(f"  {a['id']}: transformers {a['output']!r} vs vllm {b['output']!r}")
+            failed += same != len(hf) or len(hf) != len(vl)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
