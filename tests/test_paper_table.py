@@ -6,6 +6,7 @@ and C as printed (4-5 significant digits).
 """
 
 import pytest
+from conftest import PAPER_C  # the paper's printed C per n_ctx (PAPER.md model table)
 
 from ctxscale import artifacts
 
@@ -13,13 +14,6 @@ N_7B, N_13B = 6_476_271_616, 12_688_184_320
 # n_ctx: extension tokens added to D = 2.0T
 EXTENSION = {4096: 0.0, 8192: 0.210e9, 16384: 0.419e9, 32768: 0.836e9, 65536: 1.678e9}
 EXTENSION[131072] = 3.355e9
-# The paper's printed C per n_ctx.
-PAPER_C = {
-    "7b": {4096: 7.7719e22, 8192: 7.7723e22, 16384: 7.7732e22, 32768: 7.7748e22,
-           65536: 7.7780e22, 131072: 7.7846e22},
-    "13b": {4096: 1.5227e23, 8192: 1.5227e23, 16384: 1.5229e23, 32768: 1.5232e23,
-            65536: 1.5239e23, 131072: 1.5251e23},
-}  # fmt: skip
 # The two base rows where 6 N D does not round to the printed C (docs/workflow.md):
 # 6 x 6,476,271,616 x 2.0e12 = 7.77153e22 and 6 x 12,688,184,320 x 2.0e12 = 1.52258e23.
 SIX_N_D_OF_BASE = {"7b": 7.7715e22, "13b": 1.5226e23}
