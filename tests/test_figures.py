@@ -199,6 +199,43 @@ def test_pdf_and_png_have_no_timestamps(res):
     assert b"Matplotlib" not in pdf and b"matplotlib" not in png
 
 
+@pytest.mark.parametrize("k", range(3))
+def test_extrapolation_curves_are_the_fitted_law(k, res, paths):
+    """Figures 5-7 read back: each drawn curve equals the extrapolation fit's law, written
+    out in the test from the paper's formula, for exactly one model at the figure's n_ctx."""
+    import json
+
+    import matplotlib.pyplot as plt
+    from test_oracles_law import paper_law
+
+    task = TASKS_ALL[k]
+    fit = json.loads(paths["fit_extrapolation"].read_text())
+    p, width = fit["tasks"][task]["params"], fit["settings"]["penalty_width"]
+    points = pd.read_csv(paths["points"])
+    at = points[(points["role"] == "fit") & (points["task"] == task)]
+    n_ctx = at["n_ctx"].max()
+    computes = sorted(at.loc[at["n_ctx"] == n_ctx, "C"].unique())
+    fig = draw_figure(f"fig{5 + k}_extrapolation_{task}", res)
+    try:
+        curves = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+        curves = [ln for ln in curves if len(ln.get_xdata()) > 10]
+        assert len(curves) == len(computes) > 1
+        for line in curves:
+            x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+            law = {
+                C: [
+                    paper_law(C, n, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
+                              p["beta"], width)
+                    for n in x
+                ]
+                for C in computes
+            }  # fmt: skip
+            assert [C for C in computes if np.allclose(y, law[C], rtol=1e-9, atol=1e-12)] != []
+            assert sum(np.allclose(y, law[C], rtol=1e-9, atol=1e-12) for C in computes) == 1
+    finally:
+        plt.close(fig)
+
+
 def test_mae_table_adds_the_loss_variant_beside_the_main_fit(paths, tmp_path):
     """With --fit-loss-variant the in-distribution MAE of that fit (another loss) is a row of
     its own, on the same points as the main fit's; without it the row is absent."""
