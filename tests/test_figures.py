@@ -236,6 +236,47 @@ def test_extrapolation_curves_are_the_fitted_law(k, res, paths):
         plt.close(fig)
 
 
+def test_figure_1_curves_are_the_two_fitted_laws(res, paths):
+    """Figure 1 read back: in each task's top panel the solid curve is the main fit's law and
+    the dashed one the context-agnostic fit's compute term, both written out in the test,
+    at the compute and n_ctx of the model the panel's title names."""
+    import json
+    import math
+
+    import matplotlib.pyplot as plt
+    from test_oracles_law import paper_law
+
+    main_fit = json.loads(paths["fit_main"].read_text())
+    agnostic = json.loads(paths["fit_agnostic"].read_text())
+    width = main_fit["settings"]["penalty_width"]
+    points = pd.read_csv(paths["points"])
+    fig = draw_figure("fig1_context_agnostic", res)
+    try:
+        panels = [ax for ax in fig.axes if ax.get_xscale() == "log"]
+        assert len(panels) == len(TASKS_ALL)
+        for ax, task in zip(panels, TASKS_ALL, strict=True):
+            model = ax.get_title().splitlines()[1].split(" (n_ctx")[0]
+            row = points[(points["model"] == model) & (points["task"] == task)].iloc[0]
+            C, n_ctx = row["C"], row["n_ctx"]
+            solid, dashed = (
+                next(ln for ln in ax.get_lines() if ln.get_linestyle() == style)
+                for style in ("-", "--")
+            )
+            p = main_fit["tasks"][task]["params"]
+            x = np.asarray(solid.get_xdata())
+            want = [
+                paper_law(C, n, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
+                          p["beta"], width)
+                for n in x
+            ]  # fmt: skip
+            assert np.allclose(solid.get_ydata(), want, rtol=1e-9, atol=1e-12)
+            q = agnostic["tasks"][task]["params"]
+            flat = 1.0 - math.exp(-q["A"] * (C / q["C_c"]) ** q["alpha"])
+            assert np.allclose(dashed.get_ydata(), flat, rtol=1e-9, atol=1e-12)
+    finally:
+        plt.close(fig)
+
+
 def test_mae_table_adds_the_loss_variant_beside_the_main_fit(paths, tmp_path):
     """With --fit-loss-variant the in-distribution MAE of that fit (another loss) is a row of
     its own, on the same points as the main fit's; without it the row is absent."""
