@@ -40,7 +40,7 @@ DATASET = "dm_math__arithmetic__add_or_sub"
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    """Run ``cmd`` (its output to a log beside the shard); returns its wall time."""
+    """Run ``cmd`` (its output captured, shown if it fails); returns its wall time."""
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -73,6 +73,11 @@ MINI_MODELS = [m.name for m in MODELS.values() if m.settings.get("miniworld")]
 MINI_INFER_GROUPS = world.infer_groups(config["miniworld"]) if MINI_ON else {}
 
 
+def shard_files(models):
+    """Every shard the plans of these models write (the inference jobs' `update` outputs)."""
+    return [artifacts.shard_path(m, d, k) for m in models for d, ks in MODELS[m].plan for k in ks]
+
+
 def mini_settings(what):
     """What changes a miniature run's weights (rerun trigger)."""
     return world.settings(config["miniworld"], what)
@@ -185,15 +190,15 @@ def fit_options(wildcards):
         penalty += f" --penalty-width {fit['penalty_width']:g}"
     # Only the main fit's parameter CIs are reported (the params table and figure); the
     # comparison fits are point fits, their MAE intervals resample the points.
+    point = f"{common} --bootstrap 0"
     loss = f"--loss {fit['loss']}"
-    common_point = f"{common} --bootstrap 0 {loss}"
     return {
         "main": f"{common} --bootstrap {fit['bootstrap']} {loss} {penalty}",
-        "loss_variant": f"{common} --bootstrap 0 --loss {loss_variant(fit['loss'])} {penalty}",
-        "no_penalty": f"{common_point} --no-penalty",
-        "penalty_variant": f"{common_point} --penalty {penalty_variant(fit['penalty'])}",
-        "extrapolation": f"{common_point} {penalty} --holdout-npmt {fit['holdout_npmt']:g}",
-        "context_agnostic": f"{common_point} --law context_agnostic",
+        "loss_variant": f"{point} --loss {loss_variant(fit['loss'])} {penalty}",
+        "no_penalty": f"{point} {loss} --no-penalty",
+        "penalty_variant": f"{point} {loss} --penalty {penalty_variant(fit['penalty'])}",
+        "extrapolation": f"{point} {loss} {penalty} --holdout-npmt {fit['holdout_npmt']:g}",
+        "context_agnostic": f"{point} {loss} --law context_agnostic",
     }[wildcards.fit]
 
 

@@ -2,10 +2,10 @@
 #
 # One inference job per (model, dataset) runs every shot count through `ctxscale infer`
 # (via `ctxscale infer-dataset`) and lists the shards with their sha256 (`manifest`).
-# The shards are declared outputs flagged `update`: Snakemake knows them (a deleted shard
-# reruns its job) but never deletes them before a rerun, so a killed or rerun job keeps
-# every finished shard and resumes the interrupted one from its .partial; stale shards
-# (other settings) are regenerated.
+# The shards are declared outputs flagged `update`: Snakemake knows them (`--forcerun
+# scores` regenerates a deleted one) but never deletes them before a rerun, so a killed or
+# rerun job keeps every finished shard and resumes the interrupted one from its .partial;
+# stale shards (other settings) are regenerated.
 
 # Real models run the config's shot grid on every dataset (miniature models: their plan).
 REAL_N_SHOTS = sorted(int(k) for k in config["n_shots"])
@@ -74,9 +74,7 @@ for _group, _models in MINI_INFER_GROUPS.items():
             models=[f for m in _models for f in mini_checkpoint_files(m)],
         output:
             manifests=[artifacts.dataset_manifest(m, d) for m in _models for d in MINI["datasets"]],
-            shards=update(
-                [artifacts.shard_path(m, d, k) for m in _models for d, ks in MODELS[m].plan for k in ks]
-            ),
+            shards=update(shard_files(_models)),
         params:
             models=" ".join(_models),
             settings=[settings_of(m) for m in _models],

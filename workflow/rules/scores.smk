@@ -4,10 +4,8 @@
 rule scores:
     input:
         manifests=INFERENCE_OUTPUTS,
-        # every shard, so that a deleted one is missing here and its inference job reruns
-        shards=[
-            artifacts.shard_path(m.name, d, k) for m in MODELS.values() for d, ks in m.plan for k in ks
-        ],
+        # every shard: the DAG knows them, so `--forcerun scores` regenerates a deleted one
+        shards=shard_files(MODELS),
     output:
         scores="results/scores.csv",
         points="results/points.csv",
