@@ -99,6 +99,34 @@ def _fit_doc(law_name: str, penalty: str, scale_b: float = 1.0, holdout=None) ->
     return {"format": "ctxscale-fit/1", "settings": settings, "tasks": tasks}
 
 
+def _corrected_scores(points: pd.DataFrame) -> pd.DataFrame:
+    """Two DeepMind modules' scores per arithmetic point: True/False answers score 0 by the
+    original metric and about half by the corrected one; a numeric module is unchanged."""
+    arith = points[points["task"] == "arithmetic"]
+    rows = []
+    for r in arith.itertuples():
+        for dataset, score, fixed in (
+            ("dm_math__numbers__is_prime", 0.0, 0.5),
+            ("dm_math__arithmetic__add_or_sub", r.score, r.score),
+        ):
+            rows.append(
+                {
+                    "family": r.family,
+                    "model": r.model,
+                    "role": r.role,
+                    "task": r.task,
+                    "dataset": dataset,
+                    "n_shots": r.n_shots,
+                    "n_instances": 100,
+                    "metric": "math_equiv",
+                    "score": score,
+                    "corrected_metric": "math_equiv_answer",
+                    "score_corrected": fixed,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def write_results(root: Path, seed: int = 0, small: bool = False) -> dict[str, Path]:
     """Write a results set under ``root``; returns the paths by input option name.
 
@@ -122,6 +150,7 @@ def write_results(root: Path, seed: int = 0, small: bool = False) -> dict[str, P
     (root / "results/predictions").mkdir(parents=True)
     paths = {
         "points": root / "results/points.csv",
+        "scores_corrected": root / "results/scores_corrected_metric.csv",
         "fit_main": root / "results/fits/main.json",
         "fit_no_penalty": root / "results/fits/no_penalty.json",
         "fit_extrapolation": root / "results/fits/extrapolation.json",
@@ -132,6 +161,7 @@ def write_results(root: Path, seed: int = 0, small: bool = False) -> dict[str, P
         "config": root / "config.yaml",
     }
     points.to_csv(paths["points"], index=False, float_format="%.6g")
+    _corrected_scores(points).to_csv(paths["scores_corrected"], index=False, float_format="%.6g")
     docs = {
         "fit_main": _fit_doc("context_aware", PENALTY),
         "fit_no_penalty": _fit_doc("context_aware", "none"),

@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from ctxscale import artifacts
-from ctxscale.aggregate import POINT_COLUMNS, SCORE_COLUMNS, build_points, build_scores
+from ctxscale.aggregate import (
+    CORRECTED_COLUMNS,
+    POINT_COLUMNS,
+    SCORE_COLUMNS,
+    build_points,
+    build_scores,
+    score_tables,
+)
 from ctxscale.cli import main
 from ctxscale.config import validate_config
 from ctxscale.errors import CtxscaleError
@@ -61,6 +68,15 @@ def gens(tmp_path):
                 base = 10 + 40 * k
                 scores = [1.0, 0.0, 0.5] if d != "piqa" else [1.0, 1.0, 0.0]
                 write_shard(root, m, d, k, [rec(i, base + i, s) for i, s in enumerate(scores)])
+    for d in CONFIG["datasets"]:  # the prompts files, whose references a corrected metric reads
+        for k in CONFIG["n_shots"]:
+            doc = {
+                "task": artifacts.task_of(d),
+                "instances": [{"id": f"i{i}", "reference": "1"} for i in range(3)],
+            }
+            path = tmp_path / "prompts" / d / f"{k}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(doc))
     return root
 
 
@@ -129,8 +145,9 @@ def test_cli_is_deterministic_and_writes_both_tables(tmp_path, gens):
     for i in range(2):
         s, p = tmp_path / f"s{i}.csv", tmp_path / f"p{i}.csv"
         argv = ["scores", "--config", str(cfg), "--generations", str(gens), "--out", str(s)]
+        argv += ["--prompts", str(tmp_path / "prompts"), "--corrected", str(tmp_path / f"c{i}.csv")]
         assert main([*argv, "--points", str(p)]) == 0
-        outs.append((s.read_bytes(), p.read_bytes()))
+        outs.append((s.read_bytes(), p.read_bytes(), (tmp_path / f"c{i}.csv").read_bytes()))
     assert outs[0] == outs[1]
     assert pd.read_csv(tmp_path / "p0.csv").score.between(0, 1).all()
     assert b"\r" not in outs[0][0]
@@ -197,8 +214,99 @@ def test_cli_writes_the_sensitivity_points_beside_the_points(tmp_path, gens):
     cfg.write_text(yaml.safe_dump(CONFIG))
     pts = tmp_path / "points.csv"
     args = ["scores", "--config", str(cfg), "--generations", str(gens)]
+    args += ["--prompts", str(tmp_path / "prompts"), "--corrected", str(tmp_path / "c.csv")]
     assert main([*args, "--out", str(tmp_path / "s.csv"), "--points", str(pts)]) == 0
     flat = pd.read_csv(tmp_path / "points_by_datasets.csv")
     assert set(flat.n_groups) == {1, 2} and artifacts.sensitivity_points(CONFIG).endswith(
         "points_by_datasets.csv"
     )
+
+
+def _rescoring_fixture(tmp_path):
+    """One DeepMind module with True/False and signed answers, its outputs and prompts."""
+    config = validate_config({**CONFIG, "datasets": ["dm_math__numbers__is_prime", "piqa"]})
+    gens, prompts = tmp_path / "generations", tmp_path / "prompts"
+    answers = [(" False", "False"), (" True", "False"), ("-3", "-3"), ("3", "-3")]
+    for m in ("s1", "s2", "o1"):
+        for k in config["n_shots"]:
+            for d in config["datasets"]:
+                records = [
+                    {**rec(i, 10 + i, 1.0 if d == "piqa" else 0.0), "output": out}
+                    for i, (out, _) in enumerate(answers)
+                ]
+                write_shard(gens, m, d, k, records, {"metric": "math_equiv"})
+                doc = {"task": "arithmetic", "instances": []}
+                doc["instances"] = [
+                    {"id": f"i{i}", "reference": r} for i, (_, r) in enumerate(answers)
+                ]
+                path = prompts / d / f"{k}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(doc))
+    return config, gens, prompts
+
+
+def test_a_corrected_metric_rescores_the_stored_outputs_beside_the_original(tmp_path):
+    config, gens, prompts = _rescoring_fixture(tmp_path)
+    scores, corrected = score_tables(config, gens, prompts)
+    # the fit's scores stay the original metric's (the shards' stored scores)
+    assert scores[scores.dataset == "dm_math__numbers__is_prime"]["score"].eq(0.0).all()
+    # only the dataset that names a corrected metric is rescored: piqa is not
+    assert list(corrected.columns) == CORRECTED_COLUMNS
+    assert set(corrected["dataset"]) == {"dm_math__numbers__is_prime"}
+    assert len(corrected) == 3 * len(config["n_shots"])
+    # " False" == "False" and "-3" == "-3" are right; "True" and "3" (sign) are not
+    assert corrected["score_corrected"].eq(0.5).all()
+    assert corrected["score"].eq(0.0).all()
+    assert set(corrected["corrected_metric"]) == {"math_equiv_answer"}
+    assert set(corrected["metric"]) == {"math_equiv"}
+
+
+def test_the_corrected_metric_needs_the_prompts_it_reads(tmp_path):
+    config, gens, prompts = _rescoring_fixture(tmp_path)
+    (prompts / "dm_math__numbers__is_prime" / "3.json").unlink()
+    with pytest.raises(CtxscaleError, match=r"is_prime/3.json is missing \(the corrected metric"):
+        score_tables(config, gens, prompts)
+    # the scores alone do not read references
+    assert len(build_scores(config, gens, prompts)) == 3 * 2 * 2
+
+
+def test_a_family_with_its_own_tokenizer_reads_its_own_prompts_files(tmp_path):
+    """Scores read the prompts file each model ran on (artifacts.prompts_for): the shared
+    one for data.tokenizer's families, its own tokenizer's for a family that has one."""
+    fams = [dict(f) for f in CONFIG["families"]]
+    fams[1]["tokenizer"] = "org/tok"
+    config = validate_config({**CONFIG, "datasets": ["gsm8k"], "families": fams})
+    gens, prompts = tmp_path / "generations", tmp_path / "prompts"
+    own = prompts / "by_tokenizer" / "org--tok"
+    for m in ("s1", "s2", "o1"):
+        for k in config["n_shots"]:
+            write_shard(gens, m, "gsm8k", k, [rec(0, 10, 1.0)])  # no task in the settings
+    for root, task in ((prompts, "arithmetic"), (own, "translation")):
+        for k in config["n_shots"]:
+            path = root / "gsm8k" / f"{k}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"task": task, "instances": [{"id": "i0"}]}))
+    df = build_scores(config, gens, prompts)
+    tasks = df.groupby("model")["task"].agg(set).to_dict()
+    assert tasks == {"s1": {"arithmetic"}, "s2": {"arithmetic"}, "o1": {"translation"}}
+
+
+def test_the_corrected_metric_reads_the_references_of_the_models_own_prompts(tmp_path):
+    config, gens, prompts = _rescoring_fixture(tmp_path)
+    fams = [dict(f) for f in config["families"]]
+    fams[1]["tokenizer"] = "org/tok"
+    config = validate_config({**config, "families": fams})
+    with pytest.raises(CtxscaleError, match=r"by_tokenizer/org--tok/dm_math__numbers__is_prime/"):
+        score_tables(config, gens, prompts)
+    own = prompts / "by_tokenizer" / "org--tok"
+    own.mkdir(parents=True)
+    for d in config["datasets"]:
+        (own / d).mkdir()
+        for k in config["n_shots"]:
+            doc = json.loads((prompts / d / f"{k}.json").read_text())
+            for inst in doc["instances"]:
+                inst["reference"] = "True"  # the own selection's references: another answer
+            (own / d / f"{k}.json").write_text(json.dumps(doc))
+    _, corrected = score_tables(config, gens, prompts)
+    by_model = corrected.groupby("model")["score_corrected"].agg(set).to_dict()
+    assert by_model == {"s1": {0.5}, "s2": {0.5}, "o1": {0.25}}  # only " True" is right

@@ -349,6 +349,18 @@ def test_params_table_has_parameters_and_combinations(res):
     assert combo["value"] == pytest.approx(np.log10(2.0) - 23.0)
 
 
+def test_metric_check_puts_the_corrected_metric_beside_the_original(res):
+    df = build_table("metric_check", res).set_index("dataset")
+    n_arith = int((res.points["task"] == "arithmetic").sum())
+    boolean = df.loc["dm_math__numbers__is_prime"]
+    assert (boolean["n_points"], boolean["n_instances"]) == (n_arith, 100 * n_arith)
+    assert (boolean["score"], boolean["score_corrected"]) == (0.0, 0.5)
+    assert boolean["max_abs_change"] == 0.5
+    numeric = df.loc["dm_math__arithmetic__add_or_sub"]
+    assert numeric["score_corrected"] == pytest.approx(numeric["score"])
+    assert numeric["max_abs_change"] == 0.0
+
+
 def test_tables_write_csv_and_markdown_identically(res, tmp_path):
     for name in TABLES:
         a = render_table(name, res, tmp_path / "a" / f"{name}.csv")[0]
@@ -403,7 +415,7 @@ def test_report_states_what_a_small_design_cannot_show(paths, tmp_path):
 
 
 def test_report_lists_outputs_missing_at_this_scale(paths, tmp_path):
-    drop = ("ood", "technique", "fit_agnostic", "fit_extrapolation", "fit_main")
+    drop = ("ood", "technique", "fit_agnostic", "fit_extrapolation", "fit_main", "scores_corrected")
     inputs = {k: v for k, v in paths.items() if k not in drop}
     md, _ = write_report(Results(Inputs(**inputs)), tmp_path / "report.md")
     text = md.read_text()

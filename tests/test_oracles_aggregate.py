@@ -58,29 +58,51 @@ BY_GROUPS = {"n_pmt": (115 + 400 + 60) / 3, "score": (0.75 + 0 + 2 / 3) / 3}
 BY_DATASETS = {"n_pmt": (115 + 400 + 50 + 70) / 4, "score": (0.75 + 0 + 1 + 1 / 3) / 4}
 
 
-def write_shards(root: Path) -> None:
+# Every right answer is "7"; DeepMind's mul module asks for -7, which the original metric
+# (signs ignored) scores right and the corrected one wrong.
+REFERENCES = {DM_MUL: "-7"}
+
+
+def write_shards(root: Path, prompts: Path | None = None) -> None:
     for dataset, records in SHARDS.items():
         path = root / "m" / dataset / "0.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps({"settings": {"model": "m", "dataset": dataset, "n_shots": 0}})]
         for i, (n_pmt, score, status) in enumerate(records):
-            rec = {"id": f"{dataset}-{i}", "n_pmt": n_pmt, "output": "", "n_gen": 1}
+            out = "7" if score else ""
+            rec = {"id": f"{dataset}-{i}", "n_pmt": n_pmt, "output": out, "n_gen": 1}
             lines.append(json.dumps({**rec, "score": score, "status": status}))
         path.write_text("\n".join(lines) + "\n")
+        if prompts is not None:
+            ref = REFERENCES.get(dataset, "7")
+            doc = {"instances": [{"id": f"{dataset}-{i}", "reference": ref} for i in range(9)]}
+            (prompts / dataset).mkdir(parents=True, exist_ok=True)
+            (prompts / dataset / "0.json").write_text(json.dumps(doc))
 
 
 @pytest.fixture
 def tables(tmp_path):
     gens = tmp_path / "generations"
-    write_shards(gens)
+    write_shards(gens, tmp_path / "prompts")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
     scores, points = tmp_path / "scores.csv", tmp_path / "points.csv"
     argv = ["scores", "--config", str(cfg), "--generations", str(gens)]
-    argv += ["--prompts", str(tmp_path / "none"), "--out", str(scores), "--points", str(points)]
+    argv += ["--prompts", str(tmp_path / "prompts"), "--out", str(scores), "--points", str(points)]
+    argv += ["--corrected", str(tmp_path / "corrected.csv")]
     assert main(argv) == 0
     other = tmp_path / "points_by_datasets.csv"
     return pd.read_csv(scores), pd.read_csv(points), pd.read_csv(other)
+
+
+def test_the_corrected_metric_rescores_deepmind_only_from_the_outputs(tables, tmp_path):
+    corrected = pd.read_csv(tmp_path / "corrected.csv").set_index("dataset")
+    assert sorted(corrected.index) == sorted([DM_MUL, DM_ADD])  # GSM8K and MATH have none
+    # mul: "7" for "-7" is right by the original (signs ignored), wrong by the corrected one
+    assert corrected.loc[DM_MUL, ["score", "score_corrected"]].tolist() == [1.0, 0.0]
+    # add_or_sub: the same right answers by both
+    assert corrected.loc[DM_ADD, "score_corrected"] == pytest.approx(1 / 3)
+    assert corrected.loc[DM_ADD, "score"] == pytest.approx(1 / 3)
 
 
 def test_each_dataset_is_the_mean_of_its_scored_records(tables):

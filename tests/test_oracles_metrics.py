@@ -95,3 +95,32 @@ def test_numbers_with_several_slashes_never_match():
 def test_score_takes_the_best_of_several_references():
     assert score("math_equiv", "The answer is 8", ["7", "8"]) == 1.0
     assert score("math_equiv", "The answer is 9", ["7", "8"]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("output", "reference", "original", "corrected"),
+    [
+        # True/False: the original finds no number and scores every answer 0
+        (" False", "False", 0.0, 1.0),
+        ("false.", "False", 0.0, 1.0),
+        ("True", "False", 0.0, 0.0),
+        ("", "False", 0.0, 0.0),
+        # signs: the original ignores them, the corrected metric does not
+        ("3", "-3", 1.0, 0.0),
+        ("-3", "-3", 1.0, 1.0),
+        ("x = -3.0005", "-3", 1.0, 1.0),
+        ("- 4", "-4", 1.0, 1.0),
+        # the same tolerance for a one-number reference
+        ("1/2", "0.5", 1.0, 1.0),
+        ("0.502", "0.5", 0.0, 0.0),
+        # an expression: the original compares last numbers only
+        ("2*x + 1", "5*x + 1", 1.0, 0.0),
+        ("2*x+1\nQuestion: next", "2*x + 1", 1.0, 1.0),
+        # a list is one answer as a whole
+        ("1, 2, 3", "1, 2, 3", 1.0, 1.0),
+        ("1, 3, 3", "1, 2, 3", 1.0, 0.0),
+    ],
+)
+def test_the_corrected_metric_scores_what_deepmind_asks(output, reference, original, corrected):
+    assert score("math_equiv", output, reference) == original
+    assert score("math_equiv_answer", output, reference) == corrected

@@ -58,7 +58,7 @@ DEFAULT_COUNTS = {
     "fit": 6,  # main, no_penalty, penalty/loss variants, extrapolation, context_agnostic
     "predict": 2,  # the miniature OOD family and the PI family
     "figure": 11,  # figures 1-7, ood_compute, yarn_vs_pi, residuals, params
-    "table": 3,
+    "table": 4,
     "report": 1,
     "manifest": 1,
 }
@@ -81,13 +81,15 @@ def paper_counts():
         "all": 1,
         "config_copy": 1,
         "prompts": n_datasets,
+        # Qwen-2.5's and Gemma-2's own length-filter tokenizers: their own prompts files
+        "prompts_tokenizer": 2 * n_datasets,
         # 12 Llama-2 7B/13B + 5 PI 7B + Qwen + 3 Gemma-2 + Llama-2-70B = 22 checkpoints
         "infer": 22 * n_datasets,
         "scores": 1,
         "fit": 6,
         "predict": 2,  # ood, technique
         "figure": 11,
-        "table": 3,
+        "table": 4,
         "report": 1,
         "manifest": 1,
     }

@@ -9,9 +9,12 @@ are first averaged into one dataset, and then the task's datasets are averaged e
 (score and n_pmt), so arithmetic is GSM8K, MATH, AQuA and DeepMind at a quarter each rather
 than 56 of 59 parts DeepMind. ``datasets`` averages every dataset equally; the variant not
 chosen is written beside the points as a sensitivity table (``points_by_*.csv``).
-Instances whose status is not "ok" (e.g. "over_max_model_len", a prompt the backend could
-not run) are not scored; they are counted in ``n_excluded`` and named on stderr, never dropped
-silently.
+Datasets whose registry entry names a ``corrected_metric`` (DeepMind's modules: the
+original's ``math_equiv`` scores True/False answers as 0 and ignores signs) are rescored by
+it from the stored outputs into ``results/scores_corrected_metric.csv``, beside the original
+score; the fit keeps the original's. Instances whose status is not "ok" (e.g.
+"over_max_model_len", a prompt the backend could not run) are not scored; they are counted
+in ``n_excluded`` and named on stderr, never dropped silently.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from typing import Any
 
 import pandas as pd
 
-from ctxscale import artifacts
+from ctxscale import artifacts, metrics, tasks
 from ctxscale.config import load_config
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
+from ctxscale.models import ModelSpec
 
 FLOAT_FORMAT = "%.12g"
 # Columns of both tables: the model's, then the point's (a dataset's or a task's).
@@ -37,6 +41,16 @@ _POINT = ["n_shots", "n_ctx", "N", "D", "C", "n_pmt", "score"]
 SCORE_COLUMNS = [*_MODEL, "dataset", *_POINT, "n_instances", "n_excluded"]
 POINT_COLUMNS = [*_MODEL, *_POINT, "n_datasets", "n_groups", "n_instances"]
 AGGREGATIONS = ("dataset_groups", "datasets")
+CORRECTED_COLUMNS = [
+    *_MODEL,
+    "dataset",
+    "n_shots",
+    "n_instances",
+    "metric",
+    "score",
+    "corrected_metric",
+    "score_corrected",
+]
 _RECORD_FIELDS = ("id", "n_pmt", "score", "status")
 
 
@@ -79,13 +93,26 @@ def read_shard(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return settings, records
 
 
-def _task_from_prompts(prompts_dir: Path, dataset: str, n_shots: int) -> str | None:
-    path = prompts_dir / dataset / f"{n_shots}.json"
+def _prompts_file(prompts_dir: Path, spec: ModelSpec, dataset: str, n_shots: int) -> Path:
+    """The prompts file the model's shard was generated from: the one filtered with its
+    family's tokenizer (:func:`ctxscale.artifacts.prompts_for`)."""
+    return Path(artifacts.prompts_for(spec, dataset, n_shots, str(prompts_dir)))
+
+
+def _task_from_prompts(path: Path) -> str | None:
     if path.exists():
         with path.open(encoding="utf-8") as fh:
             task = json.load(fh).get("task")
         return str(task) if task else None
     return None
+
+
+def _references(path: Path) -> dict[str, Any]:
+    """Instance id -> reference, from the prompts file the shard was generated from."""
+    if not path.exists():
+        raise CtxscaleError(f"prompts file {path} is missing (the corrected metric reads it)")
+    with path.open(encoding="utf-8") as fh:
+        return {str(i["id"]): i["reference"] for i in json.load(fh)["instances"]}
 
 
 def build_scores(
@@ -94,10 +121,27 @@ def build_scores(
     prompts_dir: str | Path = "results/prompts",
 ) -> pd.DataFrame:
     """One row per (model, dataset, n_shots) of the config; every shard must be present."""
-    rows = []
+    return score_tables(config, generations_dir, prompts_dir, corrected=False)[0]
+
+
+def score_tables(
+    config: dict[str, Any],
+    generations_dir: str | Path = "results/generations",
+    prompts_dir: str | Path = "results/prompts",
+    corrected: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores table and, with ``corrected``, the corrected-metric table (one pass).
+
+    The corrected table has a row per scores row whose dataset names a ``corrected_metric``
+    in the registry: the same records rescored by it from their stored outputs, beside the
+    original metric's score (the fit uses the original's).
+    """
+    rows, checks = [], []
+    prompts_dir = Path(prompts_dir)
     for spec in artifacts.models(config):
         for dataset in spec.datasets:
             task = None
+            fix = tasks.get_spec(dataset).corrected_metric if corrected else None
             for n_shots in spec.shots(dataset):
                 path = Path(artifacts.shard_path(spec.name, dataset, n_shots, str(generations_dir)))
                 settings, records = read_shard(path)
@@ -109,7 +153,7 @@ def build_scores(
                 task = (
                     settings.get("task")
                     or task
-                    or _task_from_prompts(Path(prompts_dir), dataset, n_shots)
+                    or _task_from_prompts(_prompts_file(prompts_dir, spec, dataset, n_shots))
                     or artifacts.task_of(dataset)
                 )
                 ok = [r for r in records if r["status"] == "ok"]
@@ -123,28 +167,59 @@ def build_scores(
                     )
                 if not ok:
                     continue
-                rows.append(
-                    {
-                        "family": spec.family,
-                        "model": spec.name,
-                        "role": spec.role,
-                        "task": task,
-                        "dataset": dataset,
-                        "n_shots": int(n_shots),
-                        "n_ctx": int(spec.n_ctx),
-                        "N": float(spec.N),
-                        "D": float(spec.D),
-                        "C": float(spec.C),
-                        "n_pmt": math.fsum(float(r["n_pmt"]) for r in ok) / len(ok),
-                        "score": math.fsum(float(r["score"]) for r in ok) / len(ok),
-                        "n_instances": len(ok),
-                        "n_excluded": excluded,
-                    }
-                )
+                row = {
+                    "family": spec.family,
+                    "model": spec.name,
+                    "role": spec.role,
+                    "task": task,
+                    "dataset": dataset,
+                    "n_shots": int(n_shots),
+                    "n_ctx": int(spec.n_ctx),
+                    "N": float(spec.N),
+                    "D": float(spec.D),
+                    "C": float(spec.C),
+                    "n_pmt": math.fsum(float(r["n_pmt"]) for r in ok) / len(ok),
+                    "score": math.fsum(float(r["score"]) for r in ok) / len(ok),
+                    "n_instances": len(ok),
+                    "n_excluded": excluded,
+                }
+                rows.append(row)
+                if fix:
+                    prompts = _prompts_file(prompts_dir, spec, dataset, n_shots)
+                    checks.append(_corrected_row(row, settings, ok, fix, prompts, path))
     df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
-    return df.sort_values(["family", "model", "dataset", "n_shots"], kind="mergesort").reset_index(
-        drop=True
+    check = pd.DataFrame(checks, columns=CORRECTED_COLUMNS)
+    order = ["family", "model", "dataset", "n_shots"]
+    return (
+        df.sort_values(order, kind="mergesort").reset_index(drop=True),
+        check.sort_values(order, kind="mergesort").reset_index(drop=True),
     )
+
+
+def _corrected_row(
+    row: dict[str, Any],
+    settings: dict[str, Any],
+    ok: list[dict[str, Any]],
+    metric: str,
+    prompts: Path,
+    path: Path,
+) -> dict[str, Any]:
+    """One scores row's records rescored by the corrected metric from their outputs (the
+    references from ``prompts``, the prompts file the shard ``path`` was generated from)."""
+    refs = _references(prompts)
+    values = []
+    for r in ok:
+        if str(r["id"]) not in refs:
+            raise CtxscaleError(f"{path}: instance {r['id']!r} is not in its prompts file")
+        values.append(metrics.score(metric, r.get("output"), refs[str(r["id"])]))
+    return {
+        **{k: row[k] for k in ("family", "model", "role", "task", "dataset", "n_shots")},
+        "n_instances": row["n_instances"],
+        "metric": settings.get("metric", tasks.get_spec(row["dataset"]).metric),
+        "score": row["score"],
+        "corrected_metric": metric,
+        "score_corrected": math.fsum(values) / len(values),
+    }
 
 
 def dataset_group(dataset: str) -> str:
@@ -201,7 +276,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    scores = build_scores(config, args.generations, args.prompts)
+    scores, corrected = score_tables(config, args.generations, args.prompts)
     if scores.empty:
         raise CtxscaleError("no scored instances in any shard: nothing to aggregate")
     chosen = config["scores"]["aggregation"]
@@ -210,9 +285,11 @@ def _run(args: argparse.Namespace) -> int:
     write_table(scores, args.out)
     write_table(points, args.points)
     write_table(build_points(scores, other), sensitivity_path(args.points, other))
+    write_table(corrected, args.corrected)
     print(
         f"scores: {len(scores)} rows -> {args.out}; {len(points)} points ({chosen}) -> "
-        f"{args.points}; sensitivity ({other}) -> {sensitivity_path(args.points, other)}"
+        f"{args.points}; sensitivity ({other}) -> {sensitivity_path(args.points, other)}; "
+        f"{len(corrected)} rows rescored by a corrected metric -> {args.corrected}"
     )
     return 0
 
@@ -228,4 +305,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", default="results/prompts", help="prompt root (task names)")
     p.add_argument("--out", default="results/scores.csv", help="scores table (CSV)")
     p.add_argument("--points", default="results/points.csv", help="task-level points (CSV)")
+    p.add_argument(
+        "--corrected",
+        default=artifacts.CORRECTED_SCORES,
+        help="scores of the datasets with a corrected metric, beside the original's (CSV)",
+    )
     p.set_defaults(func=_run)

@@ -7,10 +7,12 @@ list), so a target can never exist in one place and be missing from the other.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ctxscale import catalog
 from ctxscale.catalog import TASKS
+from ctxscale.errors import CtxscaleError
 from ctxscale.models import ModelSpec, models_from_config
 
 FITS = (
@@ -25,6 +27,7 @@ PREDICTIONS = ("ood", "technique")
 REPORT = ("paper/report.md", "paper/report.html")
 CONFIG_COPY = catalog.INPUTS["config"].path
 MANIFEST = catalog.INPUTS["manifest"].path
+CORRECTED_SCORES = catalog.INPUTS["scores_corrected"].path
 
 
 def task_of(dataset: str) -> str:
@@ -44,8 +47,53 @@ def roles_in(config: dict[str, Any]) -> set[str]:
     return {m.role for m in models_from_config(config)}
 
 
-def prompt_path(dataset: str, n_shots: int) -> str:
-    return f"results/prompts/{dataset}/{n_shots}.json"
+PROMPTS = "results/prompts"
+#: where the prompts files of a family's own length-filter tokenizer go, one folder each
+BY_TOKENIZER = "by_tokenizer"
+
+
+def tokenizer_slug(tokenizer: str) -> str:
+    """The folder name of a tokenizer's prompts files: its hub id or path with every run of
+    characters other than letters, digits, ``_``, ``.`` and ``-`` made ``--``
+    (``Qwen/Qwen2.5-0.5B`` -> ``Qwen--Qwen2.5-0.5B``, ``bytes/4`` -> ``bytes--4``)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "--", tokenizer).strip("-.")
+    if not slug:
+        raise CtxscaleError(f"tokenizer {tokenizer!r} gives no folder name for its prompts")
+    return slug
+
+
+def prompts_dir(tokenizer: str | None = None, root: str = PROMPTS) -> str:
+    """The folder of the prompts files filtered with ``tokenizer`` (None: ``data.tokenizer``,
+    the shared files) under the prompts root."""
+    return root if tokenizer is None else f"{root}/{BY_TOKENIZER}/{tokenizer_slug(tokenizer)}"
+
+
+def prompt_path(
+    dataset: str, n_shots: int, tokenizer: str | None = None, root: str = PROMPTS
+) -> str:
+    """A prompts file: ``results/prompts/{dataset}/{n_shots}.json`` for ``data.tokenizer``,
+    ``results/prompts/by_tokenizer/{slug}/{dataset}/{n_shots}.json`` for another one."""
+    return f"{prompts_dir(tokenizer, root)}/{dataset}/{n_shots}.json"
+
+
+def prompts_for(model: ModelSpec, dataset: str, n_shots: int, root: str = PROMPTS) -> str:
+    """The prompts file that ``model`` runs on (dataset, n_shots): the one filtered with its
+    family's tokenizer. Every mapping of a model to its prompts goes through here."""
+    return prompt_path(dataset, n_shots, model.tokenizer, root)
+
+
+def own_tokenizers(config: dict[str, Any]) -> dict[str, str]:
+    """{slug: tokenizer} of the families' own length-filter tokenizers (not data.tokenizer)."""
+    out: dict[str, str] = {}
+    for m in models_from_config(config):
+        if m.tokenizer is not None:
+            slug = tokenizer_slug(m.tokenizer)
+            if out.setdefault(slug, m.tokenizer) != m.tokenizer:
+                raise CtxscaleError(
+                    f"tokenizers {out[slug]!r} and {m.tokenizer!r} share the prompts folder "
+                    f"{slug!r}; name one of them otherwise (a local copy, say)"
+                )
+    return dict(sorted(out.items()))
 
 
 def shard_path(model: str, dataset: str, n_shots: int, root: str = "results/generations") -> str:
@@ -96,7 +144,16 @@ def prompt_grid(config: dict[str, Any]) -> dict[str, list[int]]:
 
 
 def prompts(config: dict[str, Any]) -> list[str]:
-    return [prompt_path(d, k) for d, ks in prompt_grid(config).items() for k in ks]
+    """The shared prompts files (the grid's) and those of each family's own tokenizer."""
+    shared = [prompt_path(d, k) for d, ks in prompt_grid(config).items() for k in ks]
+    own = {
+        prompts_for(m, d, k)
+        for m in models_from_config(config)
+        if m.tokenizer is not None
+        for d, ks in m.plan
+        for k in ks
+    }
+    return shared + sorted(own)
 
 
 def sensitivity_points(config: dict[str, Any]) -> str:
@@ -109,6 +166,7 @@ def sensitivity_points(config: dict[str, Any]) -> str:
 def analysis_artifacts(config: dict[str, Any]) -> list[str]:
     """Scores, fits, predictions, figures and tables (everything after inference but the report)."""
     out = ["results/scores.csv", "results/points.csv", sensitivity_points(config)]
+    out.append(CORRECTED_SCORES)
     out += [f"results/fits/{f}.json" for f in FITS]
     out += [f"results/predictions/{p}.csv" for p in prediction_names(config)]
     for name in figure_names(config):

@@ -38,6 +38,10 @@ class Input:
 #: is the report's.
 INPUTS: dict[str, Input] = {
     "points": Input("results/points.csv", "task-level points table (results/points.csv)"),
+    "scores_corrected": Input(
+        "results/scores_corrected_metric.csv",
+        "scores of the datasets with a corrected metric (results/scores_corrected_metric.csv)",
+    ),
     "fit_main": Input(
         "results/fits/main.json",
         "context-aware fit with the penalty (results/fits/main.json)",
@@ -262,6 +266,19 @@ TABLES: dict[str, Output] = {
             "n_pmt_c) enter the law only through these, so the fit fixes C_c and n_pmt_c at "
             "reference scales of the data (geometric means) and fits A, alpha, B, beta.",
             cells="ctxscale.tables:cells_params",
+        ),
+        Output(
+            "metric_check",
+            "ctxscale.tables:table_metric_check",
+            ("scores_corrected",),
+            "Metric check: the datasets whose original metric cannot score every answer they "
+            "ask for (DeepMind's modules: the original's math_equiv scores True/False answers "
+            "as 0, ignores signs and reads only an expression's last number), scored again "
+            "from the same outputs by a corrected metric. Mean score over every model and "
+            "shot count by each metric, and the largest change of one (model, dataset, "
+            "n_shots) score. The fits use the original metric, as the paper.",
+            optional=(),
+            cells="ctxscale.tables:cells_metric_check",
         ),
     )
 }

@@ -21,6 +21,12 @@ The original evaluation's metrics, re-implemented from their definitions:
   original calls it, so its default relative tolerance 1e-9 also applies, which matters only
   above 1e6). A number with several slashes is no number. Signs are ignored, and a side
   without a number scores 0 -- as the original.
+* ``math_equiv_answer`` (the corrected arithmetic metric, reported beside ``math_equiv``):
+  a reference that is one number is compared with the output's last number, sign included,
+  within the same tolerance; any other reference (True/False, an expression, a list) must
+  equal the output's first line as a whole, spaces, case and a final period ignored. It
+  scores what DeepMind's modules ask where ``math_equiv`` cannot: ``False`` is never
+  right, ``-3`` never equals ``3`` and ``2*x + 1`` never equals ``5*x + 1``.
 
 Alternatives, not used by the original's arithmetic sets:
 
@@ -200,6 +206,40 @@ def math_equiv(output: str, reference: str, tol: float = 1e-3) -> float:
     return float(math.isclose(gold, pred, abs_tol=tol))
 
 
+_SIGNED_NUMBER = re.compile(r"-?\s*(\d+(?:[.,/]\d+)*)")
+_ONE_NUMBER = re.compile(r"-?\d+(?:[.,/]\d+)*")
+
+
+def _signed_last_number(text: str) -> float | None:
+    found = list(_SIGNED_NUMBER.finditer(text or ""))
+    if not found:
+        return None
+    last = found[-1]
+    try:
+        value = _number_value(last.group(1))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return -value if last.group(0).startswith("-") else value
+
+
+def _whole_answer(text: str) -> str:
+    first = (text or "").strip().split("\n", 1)[0]
+    return "".join(first.split()).rstrip(".").casefold()
+
+
+def math_equiv_answer(output: str, reference: str, tol: float = 1e-3) -> float:
+    """The corrected arithmetic metric: a one-number reference is compared with the output's
+    last number, sign included; any other reference must equal the output's first line."""
+    if _ONE_NUMBER.fullmatch(reference.strip()):
+        gold, pred = _signed_last_number(reference), _signed_last_number(output)
+        if gold is None or pred is None:
+            return 0.0
+        return float(math.isclose(gold, pred, abs_tol=tol))
+    return float(
+        bool(_whole_answer(reference)) and _whole_answer(output) == _whole_answer(reference)
+    )
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced, or None."""
     start = text.rfind("\\boxed")
@@ -312,6 +352,7 @@ METRICS: dict[str, Callable[[str, str], float]] = {
     "bleu_4_13a": bleu_4_13a,
     "sacrebleu": sacrebleu_sentence,
     "math_equiv": math_equiv,
+    "math_equiv_answer": math_equiv_answer,
     "math_boxed": math_boxed,
     "math_verify": math_verify,
 }

@@ -40,6 +40,7 @@ class Inputs:
     """Paths of the results files; ``None`` where the caller did not give one."""
 
     points: Path | None = None
+    scores_corrected: Path | None = None
     fit_main: Path | None = None
     fit_no_penalty: Path | None = None
     fit_penalty_variant: Path | None = None
@@ -136,6 +137,10 @@ class Results:
     @cached_property
     def points(self) -> pd.DataFrame:
         return read_points(self.path("points"))
+
+    @cached_property
+    def scores_corrected(self) -> pd.DataFrame:
+        return read_scores_corrected(self.path("scores_corrected"))
 
     @cached_property
     def fit_points(self) -> pd.DataFrame:
@@ -249,6 +254,26 @@ def read_predictions(path: Path, what: str) -> pd.DataFrame:
     if df.empty:  # a scale without such a family: the figure says so
         return df
     return _sorted(_check_columns(df, path, f"{what} predictions", extra=("predicted",)))
+
+
+def read_scores_corrected(path: Path) -> pd.DataFrame:
+    """``ctxscale scores``'s corrected-metric table (it may have no rows)."""
+    from ctxscale.aggregate import CORRECTED_COLUMNS
+
+    df = _read_csv(path, "corrected-metric scores")
+    missing = [c for c in CORRECTED_COLUMNS if c not in df.columns]
+    if missing:
+        raise CtxscaleError(f"corrected-metric scores {path} lack column(s) {', '.join(missing)}")
+    for col in ("score", "score_corrected"):
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~((values >= 0) & (values <= 1))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise CtxscaleError(
+                f"corrected-metric scores {path}: row {row}: {col} is not in [0, 1]"
+            )
+        df[col] = values
+    return df
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -152,6 +152,33 @@ def table_ablation(res: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def table_metric_check(res: Results) -> pd.DataFrame:
+    """Each dataset with a corrected metric: its mean score by the original metric and by the
+    corrected one, over every model and shot count, and the largest change of one point."""
+    df = res.scores_corrected
+    cols = ["task", "dataset", "metric", "corrected_metric", "n_points", "n_instances"]
+    cols += ["score", "score_corrected", "max_abs_change"]
+    rows = []
+    for (task, dataset, metric, fixed), g in df.groupby(
+        ["task", "dataset", "metric", "corrected_metric"], sort=True
+    ):
+        change = (g["score_corrected"] - g["score"]).abs()
+        rows.append(
+            {
+                "task": task,
+                "dataset": dataset,
+                "metric": metric,
+                "corrected_metric": fixed,
+                "n_points": len(g),
+                "n_instances": int(g["n_instances"].sum()),
+                "score": float(g["score"].mean()),
+                "score_corrected": float(g["score_corrected"].mean()),
+                "max_abs_change": float(change.max()),
+            }
+        )
+    return pd.DataFrame(rows, columns=cols)
+
+
 #: Fit coordinate -> the paper parameter (and identifiable combination) it moves.
 _BOUND_PARAMS = {
     "log10_A": ("A", "log10_A_C_c"),
@@ -283,6 +310,35 @@ def cells_mae(df: pd.DataFrame) -> Cells:
             fmt(r.constant_mae),
             fmt(r.noise_mae),
             paper_fmt(r.paper_mae),
+        ]
+        for r in df.itertuples()
+    ]
+    return header, rows
+
+
+def cells_metric_check(df: pd.DataFrame) -> Cells:
+    header = [
+        "task",
+        "dataset",
+        "points",
+        "instances",
+        "original metric",
+        "score",
+        "corrected metric",
+        "score",
+        "largest point change",
+    ]
+    rows = [
+        [
+            r.task,
+            r.dataset,
+            fmt(r.n_points),
+            fmt(r.n_instances),
+            r.metric,
+            fmt(r.score, 3),
+            r.corrected_metric,
+            fmt(r.score_corrected, 3),
+            fmt(r.max_abs_change, 3),
         ]
         for r in df.itertuples()
     ]

@@ -78,6 +78,7 @@ class DatasetSpec:
     stop: tuple[str, ...]
     max_new_tokens: int
     metric: str
+    corrected_metric: str | None = None
     choices: dict | None = None
     eval_rows: int | None = None
     demo_rows: int | None = None
@@ -125,6 +126,8 @@ def _make_spec(name: str, entry: dict, defaults: dict, module: str | None = None
     if merged["task"] not in TASKS:
         raise CtxscaleError(f"registry: {name}: unknown task {merged['task']!r}")
     metrics.check_metric(merged["metric"])
+    if merged.get("corrected_metric") is not None:
+        metrics.check_metric(merged["corrected_metric"])
     choices = merged.get("choices")
     needed = _template_fields(merged["input"]) + [reference["field"]]
     if choices:
@@ -149,6 +152,7 @@ def _make_spec(name: str, entry: dict, defaults: dict, module: str | None = None
         stop=tuple(merged["stop"]),
         max_new_tokens=int(merged["max_new_tokens"]),
         metric=merged["metric"],
+        corrected_metric=merged.get("corrected_metric"),
         choices=choices,
         eval_rows=merged.get("eval_rows"),
         demo_rows=merged.get("demo_rows"),

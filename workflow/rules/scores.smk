@@ -1,4 +1,5 @@
-# Aggregation: shards -> results/scores.csv and results/points.csv.
+# Aggregation: shards -> results/scores.csv and results/points.csv (and the sensitivity
+# tables: the other aggregation's points, the corrected metric's scores).
 
 
 rule scores:
@@ -10,6 +11,7 @@ rule scores:
         scores="results/scores.csv",
         points="results/points.csv",
         sensitivity=artifacts.sensitivity_points(config),
+        corrected=artifacts.CORRECTED_SCORES,
     params:
         aggregation=config["scores"]["aggregation"],
         models=[settings_of(m) for m in MODELS],
@@ -19,4 +21,4 @@ rule scores:
         "../../envs/analysis.yaml"
     shell:
         "ctxscale scores --config \"$CTXSCALE_CONFIG\" --out {output.scores}"
-        " --points {output.points} > {log} 2>&1"
+        " --points {output.points} --corrected {output.corrected} > {log} 2>&1"
