@@ -11,8 +11,10 @@ import yaml
 from ctxscale.cli import main
 from ctxscale.config import (
     config_digest,
+    length_filter,
     load_config,
     load_configs,
+    resolved_summary,
     validate_config,
     write_config,
 )
@@ -100,6 +102,7 @@ def test_malformed_config_names_the_field(patch, message):
 
 FAMILY = GOOD["families"][0]
 CKPT = FAMILY["checkpoints"][0]
+CKPT2 = {**CKPT, "name": "m2"}
 
 
 @pytest.mark.parametrize(
@@ -142,6 +145,20 @@ CKPT = FAMILY["checkpoints"][0]
             {"data": {"dm_difficulty": [0.8, 0.2]}},
             r"^config: data\.dm_difficulty: \[0\.8, 0\.2\] is reversed; give \[low, high\]$",
         ),
+        (  # the length filter's tokenizer is a family's, not a checkpoint's
+            {"families": [{**FAMILY, "checkpoints": [{**CKPT, "tokenizer": "a/b"}]}]},
+            r"^config: families\[0\]\.checkpoints\[0\]\.tokenizer: unknown setting",
+        ),
+        (
+            {
+                "families": [
+                    {**FAMILY, "tokenizer": "a/b"},
+                    {**FAMILY, "name": "g", "tokenizer": "a--b", "checkpoints": [CKPT2]},
+                ]
+            },
+            r"^config: families\[1\]\.tokenizer: 'a--b' and 'a/b' would share the prompts "
+            r"folder 'a--b'",
+        ),
     ],
 )
 def test_typos_and_contradictions_fail_at_start(patch, message):
@@ -155,6 +172,22 @@ def test_settings_on_family_checkpoint_and_inference_are_accepted():
     inference = {"device": "cuda:1", "gpu_memory_utilization": 0.8, "vllm_chunk": 64}
     config = validate_config({**GOOD, "families": [fam], "inference": inference})
     assert config["inference"]["batch_size"] == 8 and config["families"][0]["role"] == "fit"
+
+
+def test_a_family_names_its_own_length_filter_tokenizer():
+    """Set on the family only (no default is filled in, so configs without it resolve as
+    before); the resolved summary names each family's tokenizer and its prompts folder."""
+    fam = {**FAMILY, "name": "g", "tokenizer": "Qwen/Qwen2.5-0.5B", "checkpoints": [CKPT2]}
+    config = validate_config({**GOOD, "families": [FAMILY, fam]})
+    assert "tokenizer" not in config["families"][0]
+    assert config["families"][1]["tokenizer"] == "Qwen/Qwen2.5-0.5B"
+    text = resolved_summary(config, ["c.yaml"])
+    assert "# length filter of family f: ceil(UTF-8 bytes / 4), no tokenizer (data." in text
+    assert (
+        "# length filter of family g: the tokenizer Qwen/Qwen2.5-0.5B (its own; prompts "
+        "results/prompts/by_tokenizer/Qwen--Qwen2.5-0.5B)" in text
+    )
+    assert length_filter(config).endswith(", except: the tokenizer Qwen/Qwen2.5-0.5B for g")
 
 
 def test_schema_choices_are_the_registries():

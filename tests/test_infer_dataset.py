@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.infer_dataset import infer_dataset, stale_reason
+from ctxscale.infer_dataset import infer_dataset, instances_reason, stale_reason
 from ctxscale.inference.base import Backend, Generation
 
 CONFIG = {
@@ -82,6 +82,44 @@ def test_stale_shards_are_regenerated(work, capsys):
     infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=again)
     assert len(again.calls) == 2
     assert "dtype is 'bfloat16', config says 'float32'" in capsys.readouterr().out
+
+
+def test_a_family_with_its_own_tokenizer_runs_on_its_own_prompts_files(work):
+    """Its shards come from the prompts files filtered with its tokenizer
+    (artifacts.prompts_for), never from the shared ones."""
+    config = {**CONFIG, "families": [{**CONFIG["families"][0], "tokenizer": "org/tok"}]}
+    Path("c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(CtxscaleError, match=r"prompts file results/prompts/by_tokenizer/org--tok/"):
+        infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())
+    own = Path("results/prompts/by_tokenizer/org--tok")
+    own.mkdir(parents=True)
+    Path("results/prompts/gsm8k").rename(own / "gsm8k")
+    fake = FakeInfer()
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=fake)
+    assert len(fake.calls) == 2
+
+
+def test_shards_of_other_instances_are_regenerated(work, capsys):
+    """Same settings and count, other instances (say, another tokenizer's selection): the
+    shard is stale; a partial whose records begin the prompts file's instances is kept."""
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())
+    for k in (0, 2):
+        path = Path(f"results/prompts/gsm8k/{k}.json")
+        doc = json.loads(path.read_text())
+        doc["instances"] = [{"id": "b" if k == 0 else "a", "suffix": "q", "reference": "1"}]
+        path.write_text(json.dumps(doc))
+    again = FakeInfer()
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=again)
+    assert again.calls == ["results/generations/m/gsm8k/0.jsonl"]
+    assert "its records are not the prompts file's instances" in capsys.readouterr().out
+    shard = Path("results/generations/m/gsm8k/2.jsonl")
+    partial = shard.with_name("2.jsonl.partial")
+    head = shard.read_text().splitlines()[0]
+    ids = ["a", "b"]
+    for records, kept in (([{"id": "a"}], True), ([{"id": "b"}], False), ([], True)):
+        partial.write_text("\n".join([head, *map(json.dumps, records)]) + "\n{torn")
+        assert (instances_reason(partial, ids, complete=False) is None) is kept
+    assert instances_reason(shard, ids, complete=True) is not None  # one record of two
 
 
 def test_stale_reason_rules():

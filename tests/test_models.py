@@ -48,3 +48,43 @@ def test_bad_checkpoint_is_named(patch, message):
     fam["checkpoints"] = [fam["checkpoints"][0], {**fam["checkpoints"][1], **patch}]
     with pytest.raises(CtxscaleError, match=message):
         models_from_config({"families": [fam]})
+
+
+def test_a_family_tokenizer_other_than_data_tokenizer_gives_its_own_prompts_files():
+    """Every model maps to its prompts file through artifacts.prompts_for: the shared file
+    for data.tokenizer's families (a family restating it included), the tokenizer's own
+    folder for another tokenizer; the tokenizer is no inference setting."""
+    from ctxscale import artifacts
+
+    fam = CONFIG["families"][0]
+    ckpt = fam["checkpoints"][0]
+    llama = "meta-llama/Llama-2-7b-hf"
+    config = {
+        "data": {"tokenizer": llama},
+        "datasets": ["gsm8k"],
+        "n_shots": [0, 3],
+        "families": [
+            {**fam, "name": "shared", "checkpoints": [ckpt]},
+            {**fam, "name": "restated", "tokenizer": llama, "checkpoints": [{**ckpt, "name": "r"}]},
+            {
+                **fam,
+                "name": "qwen",
+                "tokenizer": "Qwen/Qwen2.5-0.5B",
+                "checkpoints": [{**ckpt, "name": "q"}],
+            },
+        ],
+    }
+    a, r, q = models_from_config(config)
+    assert (a.tokenizer, r.tokenizer, q.tokenizer) == (None, None, "Qwen/Qwen2.5-0.5B")
+    assert "tokenizer" not in q.settings
+    assert artifacts.prompts_for(a, "gsm8k", 3) == "results/prompts/gsm8k/3.json"
+    assert artifacts.prompts_for(r, "gsm8k", 3) == artifacts.prompt_path("gsm8k", 3)
+    own = "results/prompts/by_tokenizer/Qwen--Qwen2.5-0.5B/gsm8k/3.json"
+    assert artifacts.prompts_for(q, "gsm8k", 3) == own
+    assert (
+        artifacts.prompts_for(q, "gsm8k", 3, root="p")
+        == "p/by_tokenizer/Qwen--Qwen2.5-0.5B/gsm8k/3.json"
+    )
+    assert artifacts.own_tokenizers(config) == {"Qwen--Qwen2.5-0.5B": "Qwen/Qwen2.5-0.5B"}
+    files = artifacts.prompts(config)
+    assert own in files and "results/prompts/gsm8k/3.json" in files and len(files) == 4

@@ -99,13 +99,24 @@ def _known_keys(node: dict[str, Any]) -> set[str]:
 
 def check_cross_fields(config: dict[str, Any]) -> None:
     """Rules the schema cannot state: unique family names, an ordered ``dm_difficulty``."""
+    from ctxscale.artifacts import tokenizer_slug  # imported here: it imports ctxscale.models
+
     seen: set[str] = set()
+    folders: dict[str, str] = {}
     for i, fam in enumerate(config.get("families") or []):
         if fam["name"] in seen:
             raise CtxscaleError(
                 f"config: families[{i}].name: family {fam['name']!r} is defined twice"
             )
         seen.add(fam["name"])
+        tok = fam.get("tokenizer")
+        if tok is not None and tok != config["data"]["tokenizer"]:
+            other = folders.setdefault(tokenizer_slug(tok), tok)
+            if other != tok:
+                raise CtxscaleError(
+                    f"config: families[{i}].tokenizer: {tok!r} and {other!r} would share the "
+                    f"prompts folder {tokenizer_slug(tok)!r}; name one otherwise"
+                )
     mini = bool(config["miniworld"]["activate"])
     if config["families"] and not config["datasets"]:
         raise CtxscaleError("config: datasets: [] should be non-empty (the families run on them)")
@@ -264,18 +275,37 @@ AGGREGATIONS = {
 }
 
 
-def length_filter(config: dict[str, Any]) -> str:
-    """How the instance-length filter measures tokens, in words (reported, never silent)."""
-    data = config.get("data") or {}
-    tok = data.get("tokenizer")
-    measure = (
+def _measure(tok: str | None) -> str:
+    return (
         "ceil(UTF-8 bytes / 4), no tokenizer"
         if tok in (None, BYTES_DIV_4)
         else f"the tokenizer {tok}"
     )
+
+
+def family_tokenizers(config: dict[str, Any]) -> dict[str, str | None]:
+    """{family: the tokenizer its length filter measures with} (its own, else data.tokenizer)."""
+    shared = (config.get("data") or {}).get("tokenizer")
+    return {f["name"]: f.get("tokenizer", shared) for f in config.get("families") or []}
+
+
+def length_filter(config: dict[str, Any]) -> str:
+    """How the instance-length filter measures tokens, in words (reported, never silent):
+    with data.tokenizer, and with each family's own tokenizer where it has one."""
+    data = config.get("data") or {}
+    tok = data.get("tokenizer")
     chosen = "" if tok else " (data.tokenizer unset: the estimate by default)"
     limit = data.get("max_instance_tokens", 256)
-    return f"examples over {limit} tokens dropped; measured with {measure}{chosen}"
+    line = f"examples over {limit} tokens dropped; measured with {_measure(tok)}{chosen}"
+    own: dict[str, list[str]] = {}
+    for family, ftok in family_tokenizers(config).items():
+        if ftok != tok:
+            own.setdefault(str(ftok), []).append(family)
+    if own:
+        line += ", except: " + "; ".join(
+            f"{_measure(t)} for {', '.join(fams)}" for t, fams in own.items()
+        )
+    return line
 
 
 def resolved_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -300,6 +330,15 @@ def resolved_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _whose(config: dict[str, Any], tok: str | None) -> str:
+    """Whose tokenizer a family's filter uses, and where its prompts files go."""
+    from ctxscale.artifacts import prompts_dir
+
+    if tok == config["data"]["tokenizer"]:
+        return f"data.tokenizer; prompts {prompts_dir()}"
+    return f"its own; prompts {prompts_dir(tok)}"
+
+
 def resolved_summary(config: dict[str, Any], sources: list[str]) -> str:
     """What the resolved config runs: per-dataset max new tokens, length filter, aggregation."""
     agg = config["scores"]["aggregation"]
@@ -307,6 +346,10 @@ def resolved_summary(config: dict[str, Any], sources: list[str]) -> str:
     lines = [
         f"# config: {' + '.join(sources)} (scale {config['scale']})",
         f"# length filter: {length_filter(config)}",
+        *(
+            f"# length filter of family {family}: {_measure(tok)} ({_whose(config, tok)})"
+            for family, tok in family_tokenizers(config).items()
+        ),
         f"# aggregation: {agg}: {AGGREGATIONS[agg]}",
         "# max_new_tokens: "
         + ("each dataset's own (registry)" if cap is None else f"capped at {cap}"),

@@ -10,7 +10,9 @@ finished one:
 - a killed job is rerun; finished shards are kept, the interrupted one resumes from its
   ``.partial``; nothing computed is lost;
 - a shard (or partial) written with settings other than the current config's (another
-  dtype, n_ctx, prompt file, ...) is stale: it is deleted and regenerated, never reused;
+  dtype, n_ctx, prompt file, ...) or for other instances than its prompts file's (another
+  selection, e.g. filtered with another tokenizer) is stale: it is deleted and
+  regenerated, never reused;
 - when every shard is done, ``results/generations/{model}/{dataset}/manifest.tsv`` (path,
   bytes, sha256 of each shard) is written: the job's declared output.
 
@@ -83,8 +85,34 @@ def stale_reason(settings: dict[str, Any] | None, want: dict[str, Any]) -> str |
     return None
 
 
-def prune_stale(shard: Path, want: dict[str, Any], log: Callable[[str], None] = print) -> None:
-    """Delete ``shard`` and its partial if they were written with other settings.
+def instances_reason(path: Path, ids: list[str], complete: bool) -> str | None:
+    """Why the records of the shard (or partial) ``path`` are not the prompts file's
+    instances ``ids``, in order (None: they are; a partial's records are the first ones).
+
+    Another selection of instances (say, filtered with another tokenizer) can keep every
+    setting and the count, so the settings line alone cannot tell.
+    """
+    got: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        fh.readline()
+        for line in fh:
+            try:
+                got.append(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                break  # a partial's torn last line
+    if got != (ids if complete else ids[: len(got)]):
+        return "its records are not the prompts file's instances"
+    return None
+
+
+def prune_stale(
+    shard: Path,
+    want: dict[str, Any],
+    log: Callable[[str], None] = print,
+    ids: list[str] | None = None,
+) -> None:
+    """Delete ``shard`` and its partial if they were written with other settings (or, given
+    the prompts file's instance ``ids``, for other instances).
 
     Takes the shard's lock, so a shard that another process is writing fails here, at once.
     """
@@ -94,6 +122,8 @@ def prune_stale(shard: Path, want: dict[str, Any], log: Callable[[str], None] = 
         for path in (shard, shard.with_name(shard.name + ".partial")):
             if path.exists():
                 reason = stale_reason(_settings_line(path), want)
+                if reason is None and ids is not None:
+                    reason = instances_reason(path, ids, complete=path == shard)
                 if reason:
                     log(f"infer-dataset: {path} is stale ({reason}); regenerating")
                     path.unlink()
@@ -145,13 +175,14 @@ def infer_dataset(
         raise CtxscaleError(f"dataset {dataset!r} is not among model {model!r}'s datasets")
     shards = []
     for n_shots in spec.shots(dataset):
-        prompts_path = Path(prompts_dir) / dataset / f"{n_shots}.json"
+        prompts_path = Path(artifacts.prompts_for(spec, dataset, n_shots, prompts_dir))
         if not prompts_path.is_file():
             raise CtxscaleError(f"prompts file {prompts_path} is missing (ctxscale prepare)")
         with prompts_path.open(encoding="utf-8") as fh:
             prompts = json.load(fh)
         shard = Path(artifacts.shard_path(model, dataset, n_shots, generations_dir))
-        prune_stale(shard, expected_settings(config, model, prompts))
+        ids = [str(i.get("id")) for i in prompts.get("instances") or []]
+        prune_stale(shard, expected_settings(config, model, prompts), ids=ids)
         if not shard.exists():
             shard.parent.mkdir(parents=True, exist_ok=True)
             status = run(config, spec, prompts_path, shard)

@@ -11,6 +11,7 @@ size, ...) apply to every checkpoint unless a checkpoint overrides them::
                                # check: scored and reported, neither fitted nor predicted
         backend: vllm
         tensor_parallel_size: 2
+        tokenizer: meta-llama/Llama-2-7b-hf   # the length filter's (default: data.tokenizer)
         checkpoints:
           - name: llama-2-7b-yarn-8k
             hub_id: WangResearchLab/Yarn-Llama-2-7b-8k
@@ -27,7 +28,7 @@ from typing import Any
 from ctxscale.errors import CtxscaleError
 
 ROLES = ("fit", "ood", "technique", "check")
-_FAMILY_ONLY = {"name", "role", "checkpoints"}
+_FAMILY_ONLY = {"name", "role", "checkpoints", "tokenizer"}
 _CHECKPOINT_FIELDS = {"name", "hub_id", "path", "gguf", "revision", "N", "D", "n_ctx", "backend"}
 
 
@@ -50,6 +51,10 @@ class ModelSpec:
     #: (dataset, shot counts) this checkpoint is evaluated on; the config's datasets x
     #: n_shots unless its family says otherwise (the miniature world's families do)
     plan: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    #: the family's own tokenizer for the instance-length filter where it differs from
+    #: ``data.tokenizer``: its prompts files are its own (:func:`ctxscale.artifacts.prompts_for`);
+    #: None: ``data.tokenizer``'s, the prompts files every such checkpoint shares
+    tokenizer: str | None = None
 
     @property
     def datasets(self) -> list[str]:
@@ -74,8 +79,11 @@ def models_from_config(config: dict[str, Any]) -> list[ModelSpec]:
     grid = tuple(sorted(int(k) for k in config.get("n_shots") or ()))
     plan = tuple((d, grid) for d in config.get("datasets") or ())
     seen: set[str] = set()
+    shared_tokenizer = (config.get("data") or {}).get("tokenizer")
     for i, fam in enumerate(config.get("families") or []):
         fname = fam.get("name") or f"families[{i}]"
+        own = fam.get("tokenizer")
+        tokenizer = None if own is None or own == shared_tokenizer else str(own)
         role = fam.get("role", "fit")
         if role not in ROLES:
             raise CtxscaleError(f"family {fname!r}: role {role!r} is not one of {', '.join(ROLES)}")
@@ -109,6 +117,7 @@ def models_from_config(config: dict[str, Any]) -> list[ModelSpec]:
                     revision=merged.get("revision"),
                     settings={k: v for k, v in merged.items() if k not in _CHECKPOINT_FIELDS},
                     plan=plan,
+                    tokenizer=tokenizer,
                 )
             )
     from ctxscale.mini import world

@@ -56,6 +56,8 @@ MANIFEST = artifacts.MANIFEST
 INFERENCE_OUTPUTS = artifacts.inference_outputs(config)
 CACHE = str(config["inference"]["cache_dir"])
 MINI_ON = world.active(config)
+# {folder: tokenizer} of the families' own length-filter tokenizers (their prompts files)
+OWN_TOKENIZERS = artifacts.own_tokenizers(config)
 
 
 def one_of(names):
@@ -116,9 +118,10 @@ def settings_of(name):
     }
 
 
-def prepare_options():
-    """`ctxscale prepare` options from the config's `data` block and seed."""
-    data = config["data"]
+def prepare_options(tokenizer=None):
+    """`ctxscale prepare` options from the config's `data` block and seed; a family's own
+    length-filter tokenizer replaces data.tokenizer."""
+    data = {**config["data"], **({"tokenizer": tokenizer} if tokenizer else {})}
     opts = [f"--seed {config['seed']}", f"--max-instances {data['max_instances']}"]
     opts.append(f"--max-example-tokens {data['max_instance_tokens']}")
     lo, hi = data["dm_difficulty"]
@@ -144,9 +147,10 @@ def model_ready(wildcards):
 
 
 def infer_prompts(wildcards):
-    """The prompts files of every shot count this model runs on this dataset."""
-    shots = MODELS[wildcards.model].shots(wildcards.dataset)
-    return [artifacts.prompt_path(wildcards.dataset, k) for k in shots]
+    """The prompts files of every shot count this model runs on this dataset (those filtered
+    with its family's tokenizer)."""
+    m = MODELS[wildcards.model]
+    return [artifacts.prompts_for(m, wildcards.dataset, k) for k in m.shots(wildcards.dataset)]
 
 
 def gpus(wildcards):

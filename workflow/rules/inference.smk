@@ -69,7 +69,12 @@ for _group, _models in MINI_INFER_GROUPS.items():
             f"infer_mini_{_group}"
         input:
             prompts=sorted(
-                {artifacts.prompt_path(d, k) for m in _models for d, ks in MODELS[m].plan for k in ks}
+                {
+                    artifacts.prompts_for(MODELS[m], d, k)
+                    for m in _models
+                    for d, ks in MODELS[m].plan
+                    for k in ks
+                }
             ),
             models=[f for m in _models for f in mini_checkpoint_files(m)],
         output:

@@ -1,6 +1,8 @@
 """The backend interface: one prompts file in, one generation per instance out.
 
-A prompts file (``results/prompts/{dataset}/{n_shots}.json``) holds a ``prefix`` shared by
+A prompts file (``results/prompts/{dataset}/{n_shots}.json``, or under
+``results/prompts/by_tokenizer/{slug}/`` for a family's own length-filter tokenizer:
+:func:`ctxscale.artifacts.prompts_for`) holds a ``prefix`` shared by
 every instance (instruction + demonstrations) and one ``suffix`` per instance. Backends
 tokenise each full prompt ``prefix + suffix`` as one text (as the original evaluation did:
 the tokenizer may merge across the boundary, e.g. the ``\n\n`` separator with the next
