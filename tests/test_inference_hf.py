@@ -130,3 +130,19 @@ def test_sliding_window_model_matches_generate(tmp_path):
         gens = list(backend.generate(prefix, SUFFIXES, stop=[], max_new_tokens=6))
         for suffix, gen in zip(SUFFIXES, gens, strict=True):
             assert (gen.output, gen.n_gen) == reference(backend, prefix, suffix, 6)
+
+
+def test_equal_length_prompts_with_a_short_shared_prefix_run_whole(backend):
+    """The miniature world's shape: same length, only BOS shared; they run without the prefix
+    cache (SDPA's causal kernel, no mask) and still equal plain generate."""
+    from ctxscale.inference.hf import _prefix_worth_caching
+
+    suffixes = [f"{w} " * 12 for w in ("a", "b", "x", "z")]
+    prompts = backend.encode("", suffixes)
+    assert len({len(p) for p in prompts}) == 1
+    assert _prefix_worth_caching(prompts, [True] * 4) == 0
+    # a shared prefix worth keeping is kept, and unequal lengths keep theirs
+    assert _prefix_worth_caching(backend.encode(PREFIX, SUFFIXES), [True] * 5) > 0
+    gens = list(backend.generate("", suffixes, stop=[], max_new_tokens=6))
+    for suffix, gen in zip(suffixes, gens, strict=True):
+        assert (gen.output, gen.n_gen) == reference(backend, "", suffix, 6)
