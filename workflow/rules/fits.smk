@@ -16,7 +16,8 @@ rule fit:
         options=fit_options,
     log:
         "logs/fit/{fit}.log",
-    threads: config["fit"]["threads"]
+    # only the main fit bootstraps (worker processes); the point fits run side by side
+    threads: lambda wildcards: config["fit"]["threads"] if wildcards.fit == "main" else 1
     conda:
         "../../envs/analysis.yaml"
     shell:
