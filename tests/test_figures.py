@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_results import HOLDOUT, write_results  # noqa: E402
+from test_oracles_law import paper_law  # noqa: E402
 
-from ctxscale import render  # noqa: E402
+from ctxscale import catalog, render  # noqa: E402
 from ctxscale.cli import main  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.figures import FIGURES, draw_figure, figure_bytes, render_figure  # noqa: E402
@@ -275,6 +281,439 @@ def test_figure_1_curves_are_the_two_fitted_laws(res, paths):
             assert np.allclose(dashed.get_ydata(), flat, rtol=1e-9, atol=1e-12)
     finally:
         plt.close(fig)
+
+
+# -- figures read back: what a reader sees against the paper's formula and the input tables --
+# Each test below draws a figure, reads its artists (iso-lines, scatter offsets and colours,
+# line data, tick labels) and compares them with values the test computes itself: the law
+# typed from the paper (test_oracles_law.paper_law) with the fit file's parameters, and the
+# input tables as written. No ctxscale law, fit or prediction code is used on the test side.
+@pytest.fixture(scope="module")
+def inputs(paths) -> dict:
+    """The input files as the tests read them: tables and fit files."""
+    return {
+        **{k: pd.read_csv(paths[k]) for k in ("points", "ood", "technique")},
+        **{k: json.loads(paths[k].read_text()) for k in ("fit_main", "fit_agnostic")},
+    }
+
+
+@contextmanager
+def _drawn(name: str, res: Results):
+    import matplotlib.pyplot as plt
+
+    fig = draw_figure(name, res)
+    try:
+        yield fig
+    finally:
+        plt.close(fig)
+
+
+def _law_of(fit: dict, task: str):
+    """``f(C, n_pmt, n_ctx)``: the fit's law for ``task`` typed from the paper, with the fit
+    file's six parameters and penalty width."""
+    settings = fit["settings"]
+    assert (settings["law"], settings["penalty"]) == ("context_aware", "log_sigmoid")
+    p, width = fit["tasks"][task]["params"], settings["penalty_width"]
+
+    def law(C, n_pmt, n_ctx):
+        return paper_law(C, n_pmt, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
+                         p["beta"], width)  # fmt: skip
+
+    return law
+
+
+def _law_at(law, rows: pd.DataFrame) -> np.ndarray:
+    """The law at each row's C, n_pmt, n_ctx, in row order."""
+    return np.array([law(r.C, r.n_pmt, r.n_ctx) for r in rows.itertuples()])
+
+
+def _assert_points(coll, x, y) -> None:
+    """A scatter draws exactly the points (x, y), in any order."""
+    got = np.asarray(coll.get_offsets(), dtype=float)
+    want = np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+    assert got.shape == want.shape
+
+    def order(a):
+        return a[np.lexsort((a[:, 1], a[:, 0]))]
+
+    np.testing.assert_allclose(order(got), order(want), rtol=1e-9, atol=1e-12)
+
+
+def _assert_all_shown(ax) -> None:
+    """Every scatter point lies inside the panel's view (none cut off by the limits)."""
+    (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection) and len(coll.get_offsets()):
+            xy = np.asarray(coll.get_offsets(), dtype=float)
+            assert ((xy[:, 0] >= x0) & (xy[:, 0] <= x1)).all(), ax.get_title()
+            assert ((xy[:, 1] >= y0) & (xy[:, 1] <= y1)).all(), ax.get_title()
+
+
+def _read_label(text: str) -> tuple[float, float]:
+    """A tick label as a reader reads it, and how far from its tick it may be (half a unit of
+    its last printed digit): '$5\\times10^{23}$', '$\\mathdefault{10^{2}}$', '7.77e+22',
+    '-0.02' (with a Unicode minus), '8k' (8192 tokens)."""
+    s = text.replace("$", "").replace(r"\mathdefault", "").replace("{", "").replace("}", "")
+    s = s.replace("\N{MINUS SIGN}", "-").replace(",", "").strip()
+    if s.endswith("k"):
+        return float(s[:-1]) * 1024, 0.0
+    power = "^" in s
+    if power:
+        mant, _, tail = s.rpartition(r"\times")
+        base, _, exp = tail.partition("^")
+        assert base == "10", text
+        s = f"{mant or 1}e{exp}"
+    value = float(s)
+    digits = len(s.lower().split("e")[0].lstrip("+-").replace(".", "").lstrip("0")) or 1
+    digits = max(digits, 3) if power else digits  # '10^{23}' is 1.00e23
+    e = math.floor(math.log10(abs(value))) if value else 0
+    return value, 0.5 * 10.0 ** (e - digits + 1)
+
+
+def _assert_ticks_read_true(axis, at_least: int = 2) -> list[float]:
+    """Each labelled major tick in view reads its own position; returns the values read."""
+    locs = list(axis.get_majorticklocs())
+    texts = axis.get_major_formatter().format_ticks(locs)
+    lo, hi = sorted(axis.get_view_interval())
+    pad = 1e-9 * max(abs(lo), abs(hi))
+    read = []
+    for loc, text in zip(locs, texts, strict=True):
+        if text.strip() and lo - pad <= loc <= hi + pad:
+            value, tol = _read_label(text)
+            assert abs(value - loc) <= tol + 1e-9 * abs(loc), (text, loc)
+            read.append(value)
+    assert len(read) >= at_least, [t for t in texts if t.strip()]
+    return read
+
+
+def _is_bar_marker(coll) -> bool:
+    """The scatter's marker is a horizontal bar ('_'): its path has no height."""
+    v = coll.get_paths()[0].vertices
+    return bool(np.ptp(v[:, 1]) < 1e-9 < np.ptp(v[:, 0]))
+
+
+def _edge_crossing(xs: np.ndarray, ys: np.ndarray, x: float, y: float):
+    """The grid edge a contour vertex lies on: its two end nodes and the vertex's fraction
+    along it (None when the vertex is on no edge of the grid)."""
+    i = int(np.argmin(np.abs(np.log(xs / x))))
+    j = int(np.argmin(np.abs(np.log(ys / y))))
+    if math.isclose(ys[j], y, rel_tol=1e-12):  # on a row: between two compute nodes
+        i0 = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
+        a, b = (xs[i0], ys[j]), (xs[i0 + 1], ys[j])
+        return a, b, (x - a[0]) / (b[0] - a[0])
+    if math.isclose(xs[i], x, rel_tol=1e-12):  # on a column: between two n_pmt nodes
+        j0 = int(np.clip(np.searchsorted(ys, y) - 1, 0, len(ys) - 2))
+        a, b = (xs[i], ys[j0]), (xs[i], ys[j0 + 1])
+        return a, b, (y - a[1]) / (b[1] - a[1])
+    return None
+
+
+@pytest.mark.parametrize("k", range(3))
+def test_contour_figure_draws_the_fitted_law_and_the_observed_points(k, res, inputs):
+    """Figures 2-4 read back, one panel per model size (its family in the title) at n_ctx = 8k:
+
+    - every vertex of every iso-line lies where the main fit's law, typed from the paper at
+      the panel's n_ctx, equals the line's level: contouring interpolates linearly between
+      two nodes of the drawing grid (60 x 80 nodes, log-spaced between the panel's limits),
+      and the test redoes that interpolation from the law at both nodes;
+    - the levels are evenly spaced and cover the law over the panels and the observed scores;
+    - the dots are the table's points of that size at n_ctx = 8k, coloured by their observed
+      score on the levels' colour scale; the dashed line is n_pmt = n_ctx;
+    - the axes span the prompts observed and twice n_ctx, show every dot, and their tick
+      labels read C and n_pmt at the ticks' positions.
+    """
+    from matplotlib.contour import ContourSet
+
+    task = TASKS_ALL[k]
+    law = _law_of(inputs["fit_main"], task)
+    pts = inputs["points"]
+    pts = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+    n_ctx = 8192.0
+    with _drawn(f"fig{2 + k}_contour_{task}", res) as fig:
+        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        (cbar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        assert "score" in cbar.get_ylabel()
+        sizes = sorted(pts["N"].unique())
+        assert len(panels) == len(sizes) == 2
+        levels, z_all = None, [pts["score"].to_numpy()]
+        for ax, N in zip(panels, sizes, strict=True):
+            cp = pts[pts["N"] == N]
+            (family,) = cp["family"].unique()
+            assert ax.get_title() == f"{family}: N = {N / 1e9:.3g}B\nn_ctx = 8k"
+            (C,) = cp["C"].unique()
+            filled, lines = (c for c in ax.collections if isinstance(c, ContourSet))
+            assert filled.filled and not lines.filled
+            levels = filled.levels if levels is None else levels
+            np.testing.assert_array_equal(filled.levels, levels)  # one scale for all panels
+            np.testing.assert_array_equal(lines.levels, levels)
+            # the drawing grid, from the panel's limits
+            (c0, c1), (n0, n1) = ax.get_xlim(), ax.get_ylim()
+            assert c0 < C < c1 and n0 < cp["n_pmt"].min() and n1 >= 2 * n_ctx
+            xs = np.exp(np.linspace(np.log(c0), np.log(c1), 60))
+            ys = np.geomspace(n0, n1, 80)
+            # the law rises with C (alpha > 0): its extremes on the grid lie on the end columns
+            assert inputs["fit_main"]["tasks"][task]["params"]["alpha"] > 0
+            z_all.append(np.array([law(c, n, n_ctx) for c in xs[[0, -1]] for n in ys]))
+            n_vertices = 0
+            for level, path in zip(lines.levels, lines.get_paths(), strict=True):
+                for x, y in path.vertices:
+                    edge = _edge_crossing(xs, ys, x, y)
+                    assert edge is not None, f"iso-line vertex ({x:g}, {y:g}) off the grid"
+                    a, b, t = edge
+                    assert -1e-9 <= t <= 1 + 1e-9
+                    za, zb = law(*a, n_ctx), law(*b, n_ctx)
+                    assert za + t * (zb - za) == pytest.approx(level, rel=1e-9, abs=1e-12)
+                    n_vertices += 1
+            assert n_vertices > 100
+            # the observed points of that size at n_ctx = 8k, coloured by score
+            (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+            at = cp[cp["n_ctx"] == n_ctx]
+            _assert_points(dots, at["C"], at["n_pmt"])
+            order = np.argsort(np.asarray(dots.get_offsets())[:, 1], kind="stable")
+            want = at.sort_values("n_pmt", kind="stable")["score"].to_numpy()
+            np.testing.assert_allclose(np.asarray(dots.get_array())[order], want, rtol=1e-12)
+            np.testing.assert_array_equal(dots.norm.boundaries, levels)
+            assert dots.cmap.name == filled.cmap.name
+            (dashed,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+            assert list(dashed.get_ydata()) == [n_ctx, n_ctx]
+            _assert_all_shown(ax)
+            assert "compute C" in ax.get_xlabel() and "(FLOPs)" in ax.get_xlabel()
+            assert "prompt length" in ax.get_ylabel() and "(tokens)" in ax.get_ylabel()
+            read = _assert_ticks_read_true(ax.xaxis, at_least=3)
+            assert min(read) <= C <= max(read)
+            _assert_ticks_read_true(ax.yaxis)
+        z = np.concatenate(z_all)
+        lo, hi = max(z.min(), 0.0), min(z.max(), 1.0)
+        step = np.diff(levels)
+        np.testing.assert_allclose(step, step[0], rtol=1e-9)
+        assert levels[0] <= lo + 1e-12 and levels[-1] >= hi - 1e-12
+        assert 0 < step[0] <= (hi - lo) / 5  # at least five bands to read
+
+
+def test_ood_figure_draws_observed_scores_and_the_fitted_law(res, inputs):
+    """ood_compute read back, per task panel: each out-of-distribution family's dots are its
+    observed (C, score) from the predictions file the figure reads, and its bars (same
+    colour, '_' marker) the main fit's law typed from the paper at each point's C, n_pmt,
+    n_ctx; its legend entry reads its MAE; the grey 'fitted on' dots and bars are the fitted
+    families' scores and the law at them; every point is in view and the C tick labels read
+    their positions."""
+    pts = inputs["points"]
+    with _drawn("ood_compute", res) as fig:
+        panels = [ax for ax in fig.axes if ax.get_title()]
+        assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
+        for ax, task in zip(panels, TASKS_ALL, strict=True):
+            law = _law_of(inputs["fit_main"], task)
+            colls = ax.collections
+            at = {
+                c.get_label(): i for i, c in enumerate(colls) if not c.get_label().startswith("_")
+            }
+            ref = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+            i = at["fitted on"]
+            _assert_points(colls[i], ref["C"], ref["score"])
+            _assert_points(colls[i + 1], ref["C"], _law_at(law, ref))
+            assert _is_bar_marker(colls[i + 1]) and not _is_bar_marker(colls[i])
+            ood = inputs["ood"][inputs["ood"]["task"] == task]
+            families = sorted(ood["family"].unique())
+            assert families == sorted(pts.loc[pts["role"] == "ood", "family"].unique())
+            assert len(families) == 2 and len(at) == 1 + len(families)
+            for fam in families:
+                fp = ood[ood["family"] == fam]
+                pred = _law_at(law, fp)
+                (label,) = [name for name in at if name.startswith(f"{fam}: MAE ")]
+                dots, bars = colls[at[label]], colls[at[label] + 1]
+                _assert_points(dots, fp["C"], fp["score"])
+                _assert_points(bars, fp["C"], pred)
+                assert _is_bar_marker(bars) and not _is_bar_marker(dots)
+                np.testing.assert_allclose(dots.get_edgecolor()[0], bars.get_edgecolor()[0])
+                mae = np.mean(np.abs(fp["score"].to_numpy() - pred))
+                assert float(label.split("MAE ")[1]) == pytest.approx(mae, abs=5e-4 + 1e-9)
+            _assert_all_shown(ax)
+            assert "(FLOPs)" in ax.get_xlabel() and ax.get_xscale() == "log"
+            _assert_ticks_read_true(ax.xaxis)
+            _assert_ticks_read_true(ax.yaxis)
+        assert "score" in panels[0].get_ylabel()
+
+
+def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(res, inputs):
+    """yarn_vs_pi read back. The test picks the technique model (PI) from its predictions
+    file and, from the points table, the YaRN model of the same N and n_ctx. Per task panel:
+    the squares are the PI model's observed (n_pmt, score) and the dashed line runs through
+    its n_pmt at the main fit's law typed from the paper at its own C and n_ctx; the dots and
+    the solid line are the same for the YaRN model; the dotted line marks n_ctx; the MAE
+    legend reads each model's MAE; the figure legend names both models."""
+    pts = inputs["points"]
+    tech = inputs["technique"]
+    ((pi, N, n_ctx),) = tech[["model", "N", "n_ctx"]].drop_duplicates().itertuples(index=False)
+    same_n = np.isclose(pts["N"], N, rtol=1e-5)  # the points table keeps 6 digits
+    twin = pts[(pts["role"] == "fit") & same_n & (pts["n_ctx"] == n_ctx)]
+    (yarn,) = twin["model"].unique()
+    with _drawn("yarn_vs_pi", res) as fig:
+        panels = [ax for ax in fig.axes if ax.get_title()]
+        assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
+        for ax, task in zip(panels, TASKS_ALL, strict=True):
+            law = _law_of(inputs["fit_main"], task)
+            maes = {}
+            for model, rows, style, square in ((yarn, twin, "-", False), (pi, tech, "--", True)):
+                tp = rows[rows["task"] == task].sort_values("n_pmt")
+                pred = _law_at(law, tp)
+                (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == style]
+                np.testing.assert_array_equal(line.get_xdata(), tp["n_pmt"])
+                np.testing.assert_allclose(line.get_ydata(), pred, rtol=1e-9, atol=1e-12)
+                colour = matplotlib.colors.to_rgba(line.get_color())
+                (marks,) = [c for c in ax.collections if np.allclose(c.get_edgecolor()[0], colour)]
+                _assert_points(marks, tp["n_pmt"], tp["score"])
+                corners = np.abs(marks.get_paths()[0].vertices)
+                assert square == bool(np.allclose(corners, corners.max())), model
+                maes[model] = np.mean(np.abs(tp["score"].to_numpy() - pred))
+            (dotted,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+            assert list(dotted.get_xdata()) == [n_ctx, n_ctx]
+            legend = [t.get_text() for t in ax.get_legend().get_texts()]
+            assert len(legend) == 2
+            for model, value in maes.items():
+                (text,) = [t for t in legend if model.endswith(t.split(": ")[0])]
+                assert float(text.split(": ")[1]) == pytest.approx(value, abs=5e-4 + 1e-9)
+            _assert_all_shown(ax)
+            _assert_ticks_read_true(ax.xaxis)
+        names = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert f"{yarn} (fitted on)" in names and f"{pi} (predicted)" in names
+
+
+def test_residual_figure_draws_observed_minus_the_fitted_law(res, inputs):
+    """residuals read back, per task column: in the top panel each model size's filled dots
+    are its points with n_pmt <= n_ctx at (n_pmt, score - law), the law typed from the paper,
+    and its open dots those beyond n_ctx; the bottom panel shows the same residuals at each
+    point's n_ctx (shifted by at most 5% so that sizes sit side by side), with tick labels
+    that read context lengths (4k ... 128k); the title reads the mean |residual|."""
+    pts = inputs["points"]
+    with _drawn("residuals", res) as fig:
+        assert len(fig.axes) == 2 * len(TASKS_ALL)
+        for j, task in enumerate(TASKS_ALL):
+            tp = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+            tp = tp.assign(r=tp["score"] - _law_at(_law_of(inputs["fit_main"], task), tp))
+            top, bottom = fig.axes[j], fig.axes[len(TASKS_ALL) + j]
+            title, _, value = top.get_title().rpartition(": MAE ")
+            assert title == catalog.task_label(task)
+            assert float(value) == pytest.approx(tp["r"].abs().mean(), abs=5e-4 + 1e-9)
+            for ax in (top, bottom):
+                colls = ax.collections
+                for N in sorted(tp["N"].unique()):
+                    cp = tp[tp["N"] == N]
+                    (family,) = cp["family"].unique()
+                    (i,) = [i for i, c in enumerate(colls) if c.get_label().startswith(family)]
+                    inside = cp["n_pmt"] <= cp["n_ctx"]
+                    for coll, sel, filled in (
+                        (colls[i], inside, True),
+                        (colls[i + 1], ~inside, False),
+                    ):
+                        want = cp[sel]
+                        face = np.asarray(coll.get_facecolor())
+                        assert filled == bool(len(face) and face[0][3] > 0), (task, family)
+                        if ax is top:
+                            _assert_points(coll, want["n_pmt"], want["r"])
+                            continue
+                        xy = np.asarray(coll.get_offsets(), dtype=float)
+                        got, want = xy[np.argsort(xy[:, 1])], want.sort_values("r")
+                        np.testing.assert_allclose(got[:, 1], want["r"], rtol=1e-9, atol=1e-12)
+                        shift = got[:, 0] / want["n_ctx"].to_numpy()
+                        assert np.allclose(shift, shift[0]) and 0.95 <= shift[0] <= 1.05
+                _assert_all_shown(ax)
+            _assert_ticks_read_true(top.xaxis)
+            read = _assert_ticks_read_true(bottom.xaxis)
+            assert set(read) <= set(tp["n_ctx"])
+
+
+PARAM_LABELS = {  # a y label's leading symbol -> what the reader takes the panel to show
+    "$A$": "A",
+    r"$\alpha$": "alpha",
+    "$B$": "B",
+    r"$\beta$": "beta",
+    r"$\log_{10}(A\,C_c^{-\alpha})$": "log10_A_C_c",
+    r"$\log_{10}(B\,n_{pmt,c}^{-\beta})$": "log10_B_n_pmt_c",
+}
+
+
+def test_params_figure_draws_the_fit_files_values_and_intervals(res, inputs):
+    """params read back: each panel, named by its y label, has one dot per task (named by
+    the x tick labels) at the fit file's value of that parameter, or at the combination
+    log10(A C_c^-alpha) / log10(B n_pmt_c^-beta) worked out in the test from the six
+    parameters, and its bar spans the file's bootstrap interval."""
+    from matplotlib.collections import LineCollection
+
+    fit = inputs["fit_main"]["tasks"]
+    with _drawn("params", res) as fig:
+        shown = []
+        for ax in fig.axes:
+            name = PARAM_LABELS[ax.get_ylabel().split(" ")[0]]
+            shown.append(name)
+            block = "params" if name in ("A", "alpha", "B", "beta") else "identifiable"
+            ticks = ax.xaxis.get_major_formatter().format_ticks(ax.get_xticks())
+            tasks = [t.replace("\n", "_") for t in ticks]
+            assert sorted(tasks) == TASKS_ALL
+            (dots,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+            (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+            segments = {float(s[0][0]): s for s in bars.get_segments()}
+            for x, y, task in zip(dots.get_xdata(), dots.get_ydata(), tasks, strict=True):
+                p = fit[task]["params"]
+                want = {
+                    "log10_A_C_c": math.log10(p["A"]) - p["alpha"] * math.log10(p["C_c"]),
+                    "log10_B_n_pmt_c": math.log10(p["B"]) - p["beta"] * math.log10(p["n_pmt_c"]),
+                }.get(name, p.get(name))
+                assert y == pytest.approx(want, rel=1e-9), (name, task)
+                lo, hi = fit[task]["ci"][block][name]
+                seg = segments[float(x)]
+                assert sorted(seg[:, 1]) == pytest.approx([lo, hi], rel=1e-9), (name, task)
+        assert sorted(shown) == sorted(PARAM_LABELS.values())
+
+
+def test_figure_1_scatter_is_each_fit_against_the_observed_scores(res, inputs):
+    """Figure 1, bottom row read back: per task, the filled dots are (observed score, main
+    fit's law) at every fitted point, the open squares (observed score, the agnostic fit's
+    compute term 1 - exp(-A (C/C_c)^alpha)), both typed from the paper; each legend entry
+    reads that fit's MAE; both axes start at 0 and show every point."""
+    pts = inputs["points"]
+    with _drawn("fig1_context_agnostic", res) as fig:
+        panels = [ax for ax in fig.axes if ax.get_xlabel() == "observed score"]
+        assert len(panels) == len(TASKS_ALL)
+        for ax, task in zip(panels, TASKS_ALL, strict=True):
+            tp = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+            q = inputs["fit_agnostic"]["tasks"][task]["params"]
+            flat = [1.0 - math.exp(-q["A"] * (c / q["C_c"]) ** q["alpha"]) for c in tp["C"]]
+            aware = _law_at(_law_of(inputs["fit_main"], task), tp)
+            for prefix, pred in (("context-aware", aware), ("context-agnostic", flat)):
+                (coll,) = [c for c in ax.collections if c.get_label().startswith(prefix)]
+                _assert_points(coll, tp["score"], pred)
+                mae = np.mean(np.abs(tp["score"].to_numpy() - np.asarray(pred)))
+                value = float(coll.get_label().split("MAE ")[1])
+                assert value == pytest.approx(mae, abs=5e-4 + 1e-9)
+            assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] == 0
+            _assert_all_shown(ax)
+
+
+#: Each catalogued figure -> the tests that read back what it draws. A new figure needs one.
+READ_BACK = {
+    "fig1_context_agnostic": (
+        test_figure_1_curves_are_the_two_fitted_laws,
+        test_figure_1_scatter_is_each_fit_against_the_observed_scores,
+    ),
+    **{
+        f"fig{2 + k}_contour_{t}": (
+            test_contour_figure_draws_the_fitted_law_and_the_observed_points,
+        )
+        for k, t in enumerate(TASKS_ALL)
+    },
+    **{
+        f"fig{5 + k}_extrapolation_{t}": (test_extrapolation_curves_are_the_fitted_law,)
+        for k, t in enumerate(TASKS_ALL)
+    },
+    "ood_compute": (test_ood_figure_draws_observed_scores_and_the_fitted_law,),
+    "yarn_vs_pi": (test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law,),
+    "residuals": (test_residual_figure_draws_observed_minus_the_fitted_law,),
+    "params": (test_params_figure_draws_the_fit_files_values_and_intervals,),
+}
+
+
+def test_every_figure_has_a_read_back_test():
+    assert list(READ_BACK) == list(FIGURES)
 
 
 def test_mae_table_adds_the_loss_variant_beside_the_main_fit(paths, tmp_path):
