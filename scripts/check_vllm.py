@@ -16,8 +16,11 @@ scripts/setup_vllm.sh makes), both greedy in float32, in three cases:
   original's unscaled route (``max_position_embeddings`` raised to max_model_len).
 
 Each case requires the same output for every instance (transformers computes rotary
-angles for any position). Prints the times and the device vLLM ran on; exits 1 on any
-difference.
+angles for any position). Then the vllm shard of the first case must come back
+byte-identical three more ways: run again from nothing; resumed from a partial file that a
+kill left (its first records and a torn line); and resumed after the job's whole process
+group was killed with SIGKILL while it ran. Prints the times and the device vLLM ran on;
+exits 1 on any difference.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +51,44 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> float:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"check_vllm: failed: {' '.join(cmd[:4])} ...")
     return time.perf_counter() - t0
+
+
+def rerun_and_resume(cmd: list[str], out: Path, env: dict[str, str], kill_after: float) -> int:
+    """Make ``out`` (a finished vllm shard) again three ways; the number that differ."""
+    want, failed = out.read_bytes(), 0
+    again = out.with_name("again.jsonl")
+    partial = again.with_name(again.name + ".partial")
+
+    def check(how: str, seconds: float) -> None:
+        nonlocal failed
+        same = again.read_bytes() == want
+        failed += not same
+        print(f"check_vllm: {how}: {'byte-identical' if same else 'DIFFERS'} ({seconds:.0f} s)")
+        again.unlink()
+
+    check("rerun from nothing", run([*cmd, "--out", str(again)], env))
+    lines = want.decode("utf-8").splitlines(keepends=True)
+    kept = max(1, (len(lines) - 1) // 3)
+    torn = lines[1 + kept][: len(lines[1 + kept]) // 2]  # a record cut mid-write, no newline
+    partial.write_text("".join(lines[: 1 + kept]) + torn, encoding="utf-8")
+    check(f"resume from {kept} records and a torn line", run([*cmd, "--out", str(again)], env))
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(again)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(kill_after)
+    os.killpg(proc.pid, signal.SIGKILL)  # the job and every process vLLM started
+    proc.wait()
+    left = "a partial" if partial.exists() else "no partial"
+    check(
+        f"resume after SIGKILL at {kill_after:.0f} s ({left})",
+        run([*cmd, "--out", str(again)], env),
+    )
+    return failed
 
 
 def records(path: Path) -> tuple[dict, list[dict]]:
@@ -145,6 +187,9 @@ def main() -> int:
                 if a["output"] != b["output"]:
                     print(f"  {a['id']}: transformers {a['output']!r} vs vllm {b['output']!r}")
             failed += same != len(hf) or len(hf) != len(vl)
+            if case == "within n_ctx":
+                vllm_cmd = [*vllm_ctxscale, *infer, "--model", "vllm"]
+                failed += rerun_and_resume(vllm_cmd, out["vllm"], env, kill_after=0.8 * t_vl)
     return 1 if failed else 0
 
 
