@@ -240,3 +240,48 @@ def test_bound_option_sets_a_search_range_and_rejects_unknown_names(tmp_path, ca
     assert fit["tasks"]["t"]["at_bound"] == {"alpha": "high"}
     assert main(["fit", str(pts), "--out", str(out), "--bound", "gamma", "0", "1"]) == 2
     assert "unknown parameter 'gamma'" in capsys.readouterr().err
+
+
+def test_workflow_fits_from_the_config_equal_their_flags(tmp_path, points_csv, capsys):
+    """`ctxscale fit --config C --variant NAME` (the fit rule) writes the bytes of the flags
+    that variant stands for (artifacts.fit_settings); a flag given still wins."""
+    import yaml
+
+    from ctxscale import artifacts
+    from ctxscale.config import load_config
+
+    doc = yaml.safe_load((ROOT / "config.yaml").read_text())
+    doc["fit"] = {
+        "penalty": "log_sigmoid",
+        "penalty_width": 0.2,
+        "loss": "squared",
+        "bootstrap": 3,
+        "holdout_npmt": 10000,
+        "seed": 5,
+        "bounds": {"alpha": [0, 4]},
+    }
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    config = load_config(cfg)
+    assert {n: artifacts.fit_settings(config, n)["bootstrap"] for n in artifacts.FITS} == {
+        n: 3 if n == "main" else 0 for n in artifacts.FITS
+    }
+    common = [str(points_csv), "--tasks", "other", "--where", "role=fit", "--jobs", "1"]
+    same = "--seed 5 --bound alpha 0 4 --loss squared --penalty log_sigmoid --penalty-width 0.2"
+    flags = {
+        "main": f"{same} --bootstrap 3",
+        "extrapolation": f"{same} --bootstrap 0 --holdout-npmt 10000",
+        "no_penalty": "--seed 5 --bound alpha 0 4 --loss squared --no-penalty --bootstrap 0",
+    }
+    for name, explicit in flags.items():
+        a, b = tmp_path / f"{name}_flags.json", tmp_path / f"{name}_config.json"
+        assert _fit([*common, "--out", str(a), *explicit.split()]) == 0
+        assert _fit([*common, "--out", str(b), "--config", str(cfg), "--variant", name]) == 0
+        assert a.read_bytes() == b.read_bytes(), name
+    out = tmp_path / "override.json"
+    assert _fit([*common, "--out", str(out), "--config", str(cfg), "--bootstrap", "0"]) == 0
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["bootstrap"]["n_resamples"] == 0 and settings["seed"] == 5
+    capsys.readouterr()
+    assert _fit([*common, "--out", str(out), "--variant", "main"]) == 2
+    assert "give --config too" in capsys.readouterr().err

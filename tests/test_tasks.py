@@ -379,3 +379,68 @@ def test_cli_list_show_count(capsys):
     ]) == 0  # fmt: skip
     shown = capsys.readouterr().out
     assert shown.startswith("Question: ") and "n_shots=1" in shown
+
+
+def test_prepare_with_config_equals_the_flags_it_stands_for(tmp_path):
+    """`prepare --config` reads the seed and data block (a miniature dataset: miniworld.seed
+    and .instances) and writes the same bytes as the flags; a flag given still wins."""
+    import yaml
+
+    from ctxscale.config import load_config
+
+    cfg = tmp_path / "config.yaml"
+    doc = yaml.safe_load(tasks.scale_configs("default")[0].read_text())
+    doc["seed"] = 7
+    doc["data"].update(max_instances=5, dm_difficulty=[0, 0.3], dm_train_size=10, dm_test_size=8)
+    doc["miniworld"].update(seed=9, instances=6)
+    cfg.write_text(yaml.safe_dump(doc))
+    config = load_config(cfg)
+    dm = "dm_math__numbers__place_value"
+    assert tasks.config_options(config, dm) == {
+        "seed": 7, "max_instances": 5, "max_example_tokens": 256, "dm_difficulty": (0.0, 0.3),
+        "source": "generate", "tokenizer": "bytes/4", "dm_train_size": 10, "dm_test_size": 8,
+        "max_new_tokens": 24,
+    }  # fmt: skip
+    assert tasks.config_options(config, "mini_recall") == {"seed": 9, "max_instances": 6}
+    flags = {
+        dm: ["--seed", "7", "--max-instances", "5", "--max-example-tokens", "256",
+             "--dm-difficulty", "0", "0.3", "--source", "generate", "--tokenizer", "bytes/4",
+             "--dm-train-size", "10", "--dm-test-size", "8", "--max-new-tokens", "24"],
+        "mini_recall": ["--seed", "9", "--max-instances", "6"],
+    }  # fmt: skip
+    for dataset, explicit in flags.items():
+        common = ["prepare", "--dataset", dataset, "--n-shots", "0", "2"]
+        assert main([*common, "--out-dir", str(tmp_path / "a" / dataset), *explicit]) == 0
+        assert (
+            main([*common, "--out-dir", str(tmp_path / "b" / dataset), "--config", str(cfg)]) == 0
+        )
+        for k in (0, 2):
+            a = (tmp_path / "a" / dataset / f"{k}.json").read_bytes()
+            assert a == (tmp_path / "b" / dataset / f"{k}.json").read_bytes()
+    out = tmp_path / "c"
+    assert main(["prepare", "--dataset", dm, "--n-shots", "0", "--config", str(cfg),
+                 "--max-instances", "3", "--out-dir", str(out)]) == 0  # fmt: skip
+    doc0 = json.loads((out / "0.json").read_text())
+    assert len(doc0["instances"]) == 3 and doc0["seed"] == 7
+
+
+def test_count_reads_the_scale_config_and_says_so(tmp_path, capsys):
+    """`tasks count` counts what a config runs: the default scale is config.yaml (its real
+    datasets and the miniature world's), not a second list of datasets elsewhere."""
+    from ctxscale.config import load_configs
+
+    default = load_configs(tasks.scale_configs("default"))
+    assert main(["tasks", "count"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# from config.yaml (scale default)")
+    n = default["data"]["max_instances"]
+    for name in default["datasets"]:
+        assert f"{name}\tarithmetic\t300\t{n}" in out
+    for name in default["miniworld"]["datasets"]:
+        assert f"\n{name}\t" in out
+    assert main(["tasks", "count", "--config", *map(str, tasks.scale_configs("paper"))]) == 0
+    assert "# total: 72 datasets (one per DeepMind Mathematics module), 18000" in (
+        capsys.readouterr().out
+    )
+    with pytest.raises(SystemExit):  # one or the other
+        main(["tasks", "count", "--scale", "paper", "--config", "x.yaml"])

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from ctxscale import artifacts, metrics, tasks
-from ctxscale.config import load_config
+from ctxscale.config import default, load_config
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
 from ctxscale.models import ModelSpec
@@ -233,7 +233,9 @@ def _mean_rows(grp: pd.DataFrame) -> tuple[float, float]:
     return math.fsum(grp["n_pmt"]) / len(grp), math.fsum(grp["score"]) / len(grp)
 
 
-def build_points(scores: pd.DataFrame, aggregation: str = "dataset_groups") -> pd.DataFrame:
+def build_points(
+    scores: pd.DataFrame, aggregation: str = default("scores.aggregation")
+) -> pd.DataFrame:
     """Task-level points at one (model, n_shots): the unweighted mean of the task's datasets,
     after averaging each dataset group's members into one dataset (``dataset_groups``) or
     not (``datasets``)."""

@@ -12,9 +12,11 @@ from typing import Any
 
 from ctxscale import catalog
 from ctxscale.catalog import TASKS
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.models import ModelSpec, models_from_config
 
+#: The workflow's fits, results/fits/{name}.json; what each fits: :func:`fit_settings`.
 FITS = (
     "main",
     "no_penalty",
@@ -156,9 +158,52 @@ def prompts(config: dict[str, Any]) -> list[str]:
     return shared + sorted(own)
 
 
+def penalty_variant(main: str) -> str:
+    """The penalty form set beside the main one: its centre fitted, or fixed at n_ctx."""
+    return "log_sigmoid" if main == "log_sigmoid_fitted" else "log_sigmoid_fitted"
+
+
+def loss_variant(main: str) -> str:
+    """The loss set beside the main one: absolute error (what the MAE measures) if the main
+    fit's loss is another, else squared error."""
+    return "squared" if main == "absolute" else "absolute"
+
+
+def fit_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The ``FitSettings`` fields of the workflow's fit ``name`` (:data:`FITS`) from a
+    resolved config's ``fit`` block; a field left out keeps its ``FitSettings`` default.
+
+    ``ctxscale fit --config CONFIG --variant NAME`` fits with these (the fit rule keeps them
+    as its params, so a change reruns the fit). Only the main fit's parameter CIs are
+    reported (the params table and figure): the other fits are point fits, their MAE
+    intervals resample the points. ``bounds`` holds the configured bounds only.
+    """
+    fit = config["fit"]
+    common: dict[str, Any] = {
+        "seed": int(fit["seed"]),
+        "bounds": {k: (float(lo), float(hi)) for k, (lo, hi) in sorted(fit["bounds"].items())},
+        "bootstrap": 0,
+        "loss": fit["loss"],
+    }
+    penalty: dict[str, Any] = {"penalty": fit["penalty"]}
+    if fit["penalty_width"] is not None:
+        penalty["penalty_width"] = float(fit["penalty_width"])
+    variants = {
+        "main": {**penalty, "bootstrap": int(fit["bootstrap"])},
+        "no_penalty": {"penalty": "none"},
+        "penalty_variant": {"penalty": penalty_variant(fit["penalty"])},
+        "loss_variant": {**penalty, "loss": loss_variant(fit["loss"])},
+        "extrapolation": {**penalty, "holdout_npmt": float(fit["holdout_npmt"])},
+        "context_agnostic": {"law": "context_agnostic"},
+    }
+    if name not in variants:
+        raise CtxscaleError(f"unknown fit {name!r}; the workflow's fits: {', '.join(FITS)}")
+    return {**common, **variants[name]}
+
+
 def sensitivity_points(config: dict[str, Any]) -> str:
     """The points table of the aggregation the config did not choose (a sensitivity table)."""
-    chosen = (config.get("scores") or {}).get("aggregation", "dataset_groups")
+    chosen = (config.get("scores") or {}).get("aggregation", default("scores.aggregation"))
     other = "datasets" if chosen == "dataset_groups" else "dataset_groups"
     return f"results/points_by_{other}.csv"
 

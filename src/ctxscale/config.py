@@ -33,6 +33,24 @@ def schema() -> dict[str, Any]:
         return yaml.safe_load(fh)
 
 
+def default(path: str) -> Any:
+    """The schema's default of one setting, by its dotted path: ``default("fit.bootstrap")``.
+
+    The one source of a setting's default outside a loaded config: every argparse default
+    and keyword default that stands for a config setting reads it here, so changing the
+    schema changes them all (``tests/test_defaults.py``).
+    """
+    node = schema()
+    for part in path.split("."):
+        props = node.get("properties") or {}
+        if part not in props:
+            raise KeyError(f"config schema: no setting {path!r}")
+        node = props[part]
+    if "default" not in node:
+        raise KeyError(f"config schema: {path!r} has no default")
+    return copy.deepcopy(node["default"])
+
+
 def _field(path: Any) -> str:
     """``families[0].checkpoints[2].N`` from a jsonschema error path."""
     out = ""
@@ -295,7 +313,7 @@ def length_filter(config: dict[str, Any]) -> str:
     data = config.get("data") or {}
     tok = data.get("tokenizer")
     chosen = "" if tok else " (data.tokenizer unset: the estimate by default)"
-    limit = data.get("max_instance_tokens", 256)
+    limit = data.get("max_instance_tokens", default("data.max_instance_tokens"))
     line = f"examples over {limit} tokens dropped; measured with {_measure(tok)}{chosen}"
     own: dict[str, list[str]] = {}
     for family, ftok in family_tokenizers(config).items():

@@ -32,6 +32,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 
 # The package's own limits (generate_settings.MAX_QUESTION_LENGTH / MAX_ANSWER_LENGTH).
@@ -39,7 +40,11 @@ MAX_QUESTION_CHARS = 160
 MAX_ANSWER_CHARS = 30
 # Attempts per requested row before giving up (small modules at low entropy repeat).
 _MAX_ATTEMPTS_PER_ROW = 50
-DEFAULT_DIFFICULTY = (0.0, 1.0)
+#: The config schema's ``data.dm_difficulty`` and ``seed`` (ctxscale.config.default).
+DEFAULT_DIFFICULTY: tuple[float, float] = tuple(default("data.dm_difficulty"))
+DEFAULT_SEED: int = default("seed")
+#: The whole training entropy range.
+FULL_RANGE = (0.0, 1.0)
 
 _SHIMMED = False
 
@@ -146,7 +151,7 @@ def _modules(difficulty: tuple[float, float]) -> dict[str, Callable]:
 
 def module_names() -> list[str]:
     """The generator's 56 module names (same as the hub's ``deepmind/math_dataset`` configs)."""
-    return sorted(_modules(DEFAULT_DIFFICULTY))
+    return sorted(_modules(FULL_RANGE))
 
 
 def derived_seed(seed: int, split: str, module: str) -> int:
@@ -201,7 +206,7 @@ def generate_splits(
     modules: list[str],
     n_train: int,
     n_test: int,
-    seed: int = 31337,
+    seed: int = DEFAULT_SEED,
     difficulty: Iterable[float] = DEFAULT_DIFFICULTY,
 ) -> dict[str, dict[str, list[dict[str, str]]]]:
     """``{module: {"train": rows, "test": rows}}``, a function of its arguments only.

@@ -39,15 +39,18 @@ import pandas as pd
 from scipy.optimize import differential_evolution, least_squares, minimize
 
 from ctxscale import law as lawmod
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
 from ctxscale.points import validate_points
 
-#: Loss names: mean squared error (default), mean absolute error, mean Huber loss.
+#: Loss names: mean squared error, mean absolute error, mean Huber loss.
 LOSSES: tuple[str, ...] = ("squared", "absolute", "huber")
 #: Huber transition (in score units): quadratic below, linear above.
 DEFAULT_HUBER_DELTA = 0.02
-DEFAULT_SEED = 31337
+#: The config schema's ``fit.seed`` and ``fit.loss`` (ctxscale.config.default).
+DEFAULT_SEED: int = default("fit.seed")
+DEFAULT_LOSS: str = default("fit.loss")
 DEFAULT_CI_LEVEL = 0.95
 
 #: Search bounds of the free parameters (A and B searched as log10, at the reference scales).
@@ -100,9 +103,11 @@ class FitSettings:
     law: str = "context_aware"
     penalty: str = lawmod.DEFAULT_PENALTY
     penalty_width: float = lawmod.DEFAULT_PENALTY_WIDTH
-    loss: str = "squared"
+    loss: str = DEFAULT_LOSS
     huber_delta: float = DEFAULT_HUBER_DELTA
     seed: int = DEFAULT_SEED
+    #: Off in the Python API unless asked for; the CLI and the workflow resample the
+    #: schema's ``fit.bootstrap`` times.
     bootstrap: int = 0
     ci_level: float = DEFAULT_CI_LEVEL
     holdout_npmt: float | None = None

@@ -1,7 +1,11 @@
 """``ctxscale fit`` and ``ctxscale predict``: the law from the command line.
 
 ctxscale fit POINTS --out FIT.json [--penalty NAME | --no-penalty] [--bootstrap N] ...
+ctxscale fit POINTS --out FIT.json --config CONFIG [--variant NAME]   # a workflow fit
 ctxscale predict FIT.json POINTS --out PRED.csv [--where COLUMN=VALUE ...]
+
+A setting comes from its flag, else (with ``--config``) from the config's ``fit`` block
+(``artifacts.fit_settings``), else from the config schema's default.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from ctxscale import artifacts
 from ctxscale import law as lawmod
+from ctxscale.config import default, load_config
 from ctxscale.errors import CtxscaleError
 from ctxscale.fit import (
     DEFAULT_BOUNDS,
     DEFAULT_CI_LEVEL,
     DEFAULT_HUBER_DELTA,
+    DEFAULT_LOSS,
     DEFAULT_SEED,
     LOSSES,
     FitSettings,
@@ -24,9 +31,6 @@ from ctxscale.fit import (
     read_fit,
 )
 from ctxscale.points import apply_where, load_points, parse_where, read_table, validate_points
-
-#: Bootstrap resamples of the CLI (the Python API defaults to none).
-CLI_BOOTSTRAP = 200
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -41,15 +45,25 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("points", help="points table (.csv, .parquet)")
     p.add_argument("--out", required=True, help="FIT.json to write")
     p.add_argument(
-        "--law",
-        default="context_aware",
-        help=f"one of {', '.join(lawmod.LAWS)} (default: %(default)s)",
+        "--config",
+        help="experiment config (YAML): fit with its fit block's settings, as the workflow "
+        "does; a flag given here overrides its setting",
     )
+    p.add_argument(
+        "--variant",
+        choices=artifacts.FITS,
+        help="with --config: which of the workflow's fits (default: main)",
+    )
+    p.add_argument(
+        "--law",
+        help=f"one of {', '.join(lawmod.LAWS)} (default: {FitSettings.law})",
+    )
+    # Setting flags default to None: a flag given wins over --config, which wins over the
+    # schema's default (FitSettings' defaults and fit.bootstrap).
     pen = p.add_mutually_exclusive_group()
     pen.add_argument(
         "--penalty",
-        default=lawmod.DEFAULT_PENALTY,
-        help=f"one of {', '.join(lawmod.PENALTIES)} (default: %(default)s)",
+        help=f"one of {', '.join(lawmod.PENALTIES)} (default: {lawmod.DEFAULT_PENALTY})",
     )
     pen.add_argument(
         "--no-penalty",
@@ -61,25 +75,22 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--penalty-width",
         type=float,
-        default=lawmod.DEFAULT_PENALTY_WIDTH,
-        help="width of the log_sigmoid penalty in log(n_pmt/n_ctx) units (default: %(default)s)",
+        help="width of the log_sigmoid penalty in log(n_pmt/n_ctx) units "
+        f"(default: {lawmod.DEFAULT_PENALTY_WIDTH})",
     )
-    p.add_argument(
-        "--loss", default="squared", help=f"one of {', '.join(LOSSES)} (default: squared)"
-    )
+    p.add_argument("--loss", help=f"one of {', '.join(LOSSES)} (default: {DEFAULT_LOSS})")
     p.add_argument(
         "--huber-delta",
         type=float,
         default=DEFAULT_HUBER_DELTA,
         help="Huber transition (%(default)s)",
     )
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, help=f"seed (default: {DEFAULT_SEED})")
     p.add_argument(
         "--bootstrap",
         type=int,
-        default=CLI_BOOTSTRAP,
         metavar="N",
-        help="bootstrap resamples for CIs, 0 for none (default: %(default)s)",
+        help=f"bootstrap resamples for CIs, 0 for none (default: {default('fit.bootstrap')})",
     )
     p.add_argument(
         "--ci-level", type=float, default=DEFAULT_CI_LEVEL, help="CI level (default: %(default)s)"
@@ -143,20 +154,26 @@ def _add_where(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_fit(args: argparse.Namespace) -> int:
+def fit_settings(args: argparse.Namespace) -> FitSettings:
+    """The settings of ``ctxscale fit``: each flag given, else the ``--config`` fit's
+    (``artifacts.fit_settings``), else the defaults (the schema's ``fit.bootstrap``)."""
+    if args.variant and not args.config:
+        raise CtxscaleError("--variant names a fit of the workflow: give --config too")
+    fields: dict = {"bootstrap": default("fit.bootstrap")}
+    if args.config:
+        fields.update(artifacts.fit_settings(load_config(args.config), args.variant or "main"))
+    flags = ("law", "penalty", "penalty_width", "loss", "seed", "bootstrap", "holdout_npmt")
+    fields.update({k: getattr(args, k) for k in flags if getattr(args, k) is not None})
+    bounds = {**DEFAULT_BOUNDS, **fields.pop("bounds", {}), **parse_bounds(args.bound)}
     settings = FitSettings(
-        law=args.law,
-        penalty=args.penalty,
-        penalty_width=args.penalty_width,
-        loss=args.loss,
-        huber_delta=args.huber_delta,
-        seed=args.seed,
-        bootstrap=args.bootstrap,
-        ci_level=args.ci_level,
-        holdout_npmt=args.holdout_npmt,
-        bounds={**DEFAULT_BOUNDS, **parse_bounds(args.bound)},
+        **fields, huber_delta=args.huber_delta, ci_level=args.ci_level, bounds=bounds
     )
     settings.check()
+    return settings
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    settings = fit_settings(args)
     if args.jobs is not None and args.jobs < 1:
         raise CtxscaleError(f"--jobs must be >= 1, got {args.jobs}")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 
 #: Law names accepted by :func:`predict` and the CLI.
@@ -58,8 +59,8 @@ PARAM_NAMES: tuple[str, ...] = ("A", "C_c", "alpha", "B", "n_pmt_c", "beta")
 AGNOSTIC_PARAM_NAMES: tuple[str, ...] = ("A", "C_c", "alpha")
 #: Width, in natural-log units of n_pmt / n_ctx, of the ``log_sigmoid`` penalty.
 DEFAULT_PENALTY_WIDTH = 0.1
-#: Default penalty of the fit and the CLI.
-DEFAULT_PENALTY = "log_sigmoid"
+#: Default penalty of the fit and the CLI: the config schema's ``fit.penalty``.
+DEFAULT_PENALTY: str = default("fit.penalty")
 
 # exp(700) is finite in float64; beyond it 1 - exp(-x) is 1 to machine precision anyway.
 _MAX_LOG_TERM = 700.0

@@ -287,10 +287,10 @@ def _evaluation_notes(res: Results) -> list[str]:
     """How instances were filtered and a task's score aggregated, and what stays fixed."""
     if not res.has("config"):
         return []
-    from ctxscale.config import AGGREGATIONS, length_filter
+    from ctxscale.config import AGGREGATIONS, default, length_filter
 
     config = res.config
-    agg = (config.get("scores") or {}).get("aggregation", "dataset_groups")
+    agg = (config.get("scores") or {}).get("aggregation", default("scores.aggregation"))
     return [
         f"instance-length filter: {length_filter(config)}",
         f"task score and n_pmt: aggregation `{agg}`: {AGGREGATIONS[agg]}",

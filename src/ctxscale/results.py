@@ -24,6 +24,7 @@ import yaml
 from ctxscale import catalog
 from ctxscale import fit as fitmod
 from ctxscale.catalog import INPUTS
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import sha256_file
 from ctxscale.law import PARAM_NAMES
@@ -63,11 +64,11 @@ class Inputs:
         kw = {}
         for f in fields(cls):
             value = getattr(args, f.name, None)
-            default = getattr(base, f.name)
+            standard = getattr(base, f.name)
             if value:
                 kw[f.name] = Path(value)
-            elif default is not None and default.is_file():
-                kw[f.name] = default
+            elif standard is not None and standard.is_file():
+                kw[f.name] = standard
             else:
                 kw[f.name] = None
         return cls(**kw)
@@ -172,25 +173,27 @@ class Results:
         df = self.fit_points if df is None else df
         return predict(self.fit(fit_name), df, f"{option_flag(fit_name)} {self.path(fit_name)}")
 
-    # -- settings -----------------------------------------------------------------------
+    # -- settings: the config copy's, else the config schema's defaults ----------------
+    @property
+    def _config_or_empty(self) -> dict[str, Any]:
+        return self.config if self.has("config") else {}
+
     @property
     def scale(self) -> str:
-        if self.has("config"):
-            return str(self.config.get("scale", "default"))
-        return "default"
+        return str(self._config_or_empty.get("scale", default("scale")))
 
     @property
     def seed(self) -> int:
-        if not self.has("config"):
-            return 31337
-        fit_cfg = self.config.get("fit") or {}
-        return int(fit_cfg.get("seed", self.config.get("seed", 31337)))
+        cfg = self._config_or_empty
+        return int((cfg.get("fit") or {}).get("seed", cfg.get("seed", default("fit.seed"))))
 
     @property
     def n_bootstrap(self) -> int:
-        fit_cfg = (self.config.get("fit") or {}) if self.has("config") else {}
-        n = fit_cfg.get("bootstrap", 1000)
-        return int(n) if n and int(n) > 0 else 1000
+        """Resamples of the MAE intervals: ``fit.bootstrap``; where it is 0 (no parameter
+        CIs), the schema's default."""
+        fit_cfg = self._config_or_empty.get("fit") or {}
+        n = int(fit_cfg.get("bootstrap", default("fit.bootstrap")))
+        return n if n > 0 else int(default("fit.bootstrap"))
 
     def holdout_npmt(self) -> float:
         """The extrapolation cut-off: recorded in the fit, else ``fit.holdout_npmt``."""

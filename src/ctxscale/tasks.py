@@ -40,15 +40,18 @@ import yaml
 
 from ctxscale import metrics, prompts, sources
 from ctxscale.catalog import TASKS
-from ctxscale.config import BYTES_DIV_4
+from ctxscale.config import BYTES_DIV_4, default, load_config, load_configs
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
 from ctxscale.prompts_cap import capped
 
 N_SHOTS_GRID = (0, 1, 3, 7, 15, 31, 63, 127, 255, 511)
-SEED = 31337
-MAX_EVAL_INSTANCES = 250
-MAX_EXAMPLE_TOKENS = 256
+# The config schema's defaults (ctxscale.config.default): seed, data.max_instances,
+# data.max_instance_tokens, data.dm_difficulty.
+SEED: int = default("seed")
+MAX_EVAL_INSTANCES: int = default("data.max_instances")
+MAX_EXAMPLE_TOKENS: int = default("data.max_instance_tokens")
+DM_DIFFICULTY: tuple[float, float] = tuple(default("data.dm_difficulty"))
 # Rows generated per DeepMind Mathematics module with --source generate: fixed sizes so the
 # selected instances do not depend on the n_shots grid of one call.
 DM_TRAIN_SIZE = 600
@@ -164,7 +167,7 @@ def _make_spec(name: str, entry: dict, defaults: dict, module: str | None = None
 
 
 @lru_cache(maxsize=4)
-def _load_registry_text(text: str) -> tuple[dict[str, DatasetSpec], dict]:
+def _load_registry_text(text: str) -> dict[str, DatasetSpec]:
     data = yaml.safe_load(text)
     defaults = data.get("defaults", {})
     specs: dict[str, DatasetSpec] = {}
@@ -177,7 +180,7 @@ def _load_registry_text(text: str) -> tuple[dict[str, DatasetSpec], dict]:
                 specs[full] = _make_spec(full, entry, defaults, module=module)
         else:
             specs[name] = _make_spec(name, entry, defaults)
-    return specs, data.get("scales", {})
+    return specs
 
 
 def _registry_text(path: str | Path | None) -> str:
@@ -188,12 +191,7 @@ def _registry_text(path: str | Path | None) -> str:
 
 def registry(path: str | Path | None = None) -> dict[str, DatasetSpec]:
     """Every dataset of the registry by name (DM modules expanded to ``dm_math__<module>``)."""
-    return _load_registry_text(_registry_text(path))[0]
-
-
-def scales(path: str | Path | None = None) -> dict:
-    """The ``scales`` block of the registry (paper, default)."""
-    return _load_registry_text(_registry_text(path))[1]
+    return _load_registry_text(_registry_text(path))
 
 
 def dataset_names(path: str | Path | None = None) -> list[str]:
@@ -278,7 +276,7 @@ class DataOptions:
     cache_dir: str | None = None
     hub_path: str | None = None
     seed: int = SEED
-    dm_difficulty: tuple[float, float] = (0.0, 1.0)
+    dm_difficulty: tuple[float, float] = DM_DIFFICULTY
     dm_train_size: int = DM_TRAIN_SIZE
     dm_test_size: int = DM_TEST_SIZE
 
@@ -561,23 +559,48 @@ def _miniworld_documents(
 # ---------------------------------------------------------------- counting
 
 
-def count_instances(scale: str) -> list[dict]:
-    """Evaluation instances per dataset at a scale (upper bounds before the token filter)."""
-    block = scales().get(scale)
-    if block is None:
-        raise CtxscaleError(f"unknown scale {scale!r}; known scales: {', '.join(sorted(scales()))}")
-    specs = registry()
-    if block.get("datasets") == "all":  # the paper's datasets: not the miniature world's
-        names = [n for n, spec in specs.items() if spec.generator != "miniworld"]
-    else:
-        names = list(block["datasets"])
-    cap = int(block.get("max_eval_instances", MAX_EVAL_INSTANCES))
+#: The workflow's config files of each scale (``ctxscale tasks count --scale``), merged in
+#: order as ``snakemake --configfile`` merges them over config.yaml.
+SCALE_CONFIGS: dict[str, tuple[str, ...]] = {
+    "default": ("config.yaml",),
+    "paper": ("config.yaml", "workflow/presets/paper.yaml"),
+}
+
+
+def scale_configs(scale: str) -> list[Path]:
+    """The config files of a scale, in the current directory or else the source checkout
+    this package runs from (the repository's root)."""
+    if scale not in SCALE_CONFIGS:
+        raise CtxscaleError(f"unknown scale {scale!r}; known scales: {', '.join(SCALE_CONFIGS)}")
+    names = SCALE_CONFIGS[scale]
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if all((root / name).is_file() for name in names):
+            return [root / name for name in names]
+    raise CtxscaleError(
+        f"scale {scale}: {' + '.join(names)} not found here nor beside the package; run from "
+        "the repository's root or give --config FILE..."
+    )
+
+
+def count_instances(config: dict[str, Any]) -> list[dict]:
+    """Evaluation instances per dataset of a resolved config (upper bounds before the token
+    filter): its datasets, capped at data.max_instances, and the miniature world's, at
+    miniworld.instances each, when it is on."""
+    data = config["data"]
+    mini = config["miniworld"]
+    names = list(config["datasets"])
+    if mini["activate"]:
+        names += [n for n in mini["datasets"] if n not in names]
     rows = []
     for name in names:
         spec = get_spec(name)
-        available = spec.eval_rows or 0
-        if scale != "paper" and spec.generator:
-            available = DM_TEST_SIZE
+        if spec.generator == "miniworld":
+            cap = available = int(mini["instances"])  # generated, as many as asked for
+        else:
+            cap = int(data["max_instances"])
+            available = spec.eval_rows or 0
+            if (data["source"] or ("generate" if spec.generator else "hub")) == "generate":
+                available = int(data["dm_test_size"] or DM_TEST_SIZE)
         rows.append(
             {
                 "dataset": name,
@@ -592,11 +615,56 @@ def count_instances(scale: str) -> list[dict]:
 # ---------------------------------------------------------------- CLI
 
 
+def config_options(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The ``prepare`` settings a resolved config gives ``dataset`` (``--config``): the
+    miniature world's seed and instance count for its datasets, else ``seed`` and the
+    ``data`` block; a setting it leaves unset keeps the command's default."""
+    if get_spec(dataset).generator == "miniworld":
+        mw = config["miniworld"]
+        return {"seed": int(mw["seed"]), "max_instances": int(mw["instances"])}
+    data = config["data"]
+    out: dict[str, Any] = {
+        "seed": int(config["seed"]),
+        "max_instances": int(data["max_instances"]),
+        "max_example_tokens": int(data["max_instance_tokens"]),
+        "dm_difficulty": tuple(float(x) for x in data["dm_difficulty"]),
+    }
+    keys = ("source", "cache_dir", "local_dir", "hub_path", "tokenizer")
+    keys += ("dm_train_size", "dm_test_size", "max_new_tokens")
+    out.update({key: data[key] for key in keys if data.get(key)})
+    return out
+
+
+#: The value of each data setting that neither a flag nor ``--config`` gives.
+_FALLBACKS: dict[str, Any] = {
+    "seed": SEED,
+    "max_instances": MAX_EVAL_INSTANCES,
+    "max_example_tokens": MAX_EXAMPLE_TOKENS,
+    "dm_difficulty": DM_DIFFICULTY,
+    "dm_train_size": DM_TRAIN_SIZE,
+    "dm_test_size": DM_TEST_SIZE,
+}
+
+
+def _resolve(args: argparse.Namespace, spec: DatasetSpec) -> None:
+    """Fill in each data setting not given as a flag: the ``--config``'s, else the default."""
+    given = config_options(load_config(args.config), spec.name) if args.config else {}
+    for key, value in {**_FALLBACKS, **given}.items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
+    # Every setting defaults to None: a flag given wins over --config, which wins over the
+    # default (_FALLBACKS: the config schema's, or the generator's sizes).
+    p.add_argument(
+        "--config",
+        help="experiment config (YAML): its seed and data block (a miniature dataset: "
+        "miniworld.seed and .instances) set what no flag here sets, as in the workflow",
+    )
     p.add_argument(
         "--source",
         choices=sources.SOURCES,
-        default=None,
         help="data source (default: generate for DeepMind Mathematics modules, hub otherwise)",
     )
     p.add_argument("--local-dir", help="local override: DIR/{dataset}/{split}.jsonl|.parquet")
@@ -604,44 +672,40 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hub-path", help="read hub datasets from DIR/{hub id} (a local mirror)")
     p.add_argument(
         "--tokenizer",
-        help="tokenizer directory or id for the 256-token filter, or bytes/4 for the "
-        "tokenizer-free estimate ceil(UTF-8 bytes / 4) (also the default, with a warning)",
+        help=f"tokenizer directory or id for the {MAX_EXAMPLE_TOKENS}-token filter, or bytes/4 "
+        "for the tokenizer-free estimate ceil(UTF-8 bytes / 4) (also the default, with a "
+        "warning)",
     )
-    p.add_argument(
-        "--seed", type=int, default=SEED, help="seed of the instance draws (default: %(default)s)"
-    )
+    p.add_argument("--seed", type=int, help=f"seed of the instance draws (default: {SEED})")
     p.add_argument(
         "--max-instances",
         type=int,
-        default=MAX_EVAL_INSTANCES,
-        help="evaluation instances per prompts file (default: %(default)s)",
+        help=f"evaluation instances per prompts file (default: {MAX_EVAL_INSTANCES})",
     )
     p.add_argument(
         "--max-example-tokens",
         type=int,
-        default=MAX_EXAMPLE_TOKENS,
-        help="drop examples longer than this many tokens, as the original (default: %(default)s)",
+        help="drop examples longer than this many tokens, as the original "
+        f"(default: {MAX_EXAMPLE_TOKENS})",
     )
+    lo, hi = DM_DIFFICULTY
     p.add_argument(
         "--dm-difficulty",
         type=float,
         nargs=2,
         metavar=("LO", "HI"),
-        default=(0.0, 1.0),
-        help="fraction of each module's training entropy "
-        "range to generate at (default 0 1 = the full train range)",
+        help="fraction of each module's training entropy range to generate at "
+        f"(default {lo:g} {hi:g}; 0 1 = the full train range)",
     )
     p.add_argument(
         "--dm-train-size",
         type=int,
-        default=DM_TRAIN_SIZE,
-        help="generated DeepMind Mathematics demonstrations per module (default: %(default)s)",
+        help=f"generated DeepMind Mathematics demonstrations per module (default: {DM_TRAIN_SIZE})",
     )
     p.add_argument(
         "--dm-test-size",
         type=int,
-        default=DM_TEST_SIZE,
-        help="generated DeepMind Mathematics test problems per module (default: %(default)s)",
+        help=f"generated DeepMind Mathematics test problems per module (default: {DM_TEST_SIZE})",
     )
 
 
@@ -687,6 +751,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     spec = get_spec(args.dataset)
+    _resolve(args, spec)
     opts = _options(args, spec)
     count, tok_name = prompts.token_counter(load_tokenizer(args.tokenizer))
     evals = select_eval(
@@ -726,7 +791,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_count(args: argparse.Namespace) -> int:
-    rows = count_instances(args.scale)
+    files = [Path(f) for f in args.config] if args.config else scale_configs(args.scale)
+    config = load_configs(files)
+    rows = count_instances(config)
+    shown = [os.path.relpath(f) if f.is_absolute() else str(f) for f in files]
+    print(
+        f"# from {' + '.join(shown)} (scale {config['scale']}): its datasets, each capped at "
+        "data.max_instances (a miniature dataset: miniworld.instances); evaluation split "
+        "sizes from the registry's dataset cards (generated modules: data.dm_test_size)"
+    )
     print("dataset\ttask\teval_rows\tinstances")
     for r in rows:
         print(f"{r['dataset']}\t{r['task']}\t{r['eval_rows']}\t{r['instances']}")
@@ -735,17 +808,22 @@ def _cmd_count(args: argparse.Namespace) -> int:
         sub = [r for r in rows if r["task"] == task]
         if sub:
             print(f"# {task}: {len(sub)} datasets, {sum(r['instances'] for r in sub)} instances")
-    max_demos = max(N_SHOTS_GRID)
+    limit = config["data"]["max_instance_tokens"]
     print(
         f"# total: {len(rows)} datasets (one per DeepMind Mathematics module), {total} "
-        "evaluation instances = sum of min(cap, evaluation split size); the 256-token filter "
-        "can only lower it"
+        f"evaluation instances = sum of min(cap, evaluation split size); the {limit}-token "
+        "filter can only lower it"
     )
-    print(
-        f"# with up to {max_demos} distinct demonstrations per dataset: "
-        f"{total + max_demos * len(rows)} distinct examples; the paper reports 65,500 "
-        "without saying how it counts (see docs/tasks.md)"
-    )
+    real = [r for r in rows if get_spec(r["dataset"]).generator != "miniworld"]
+    if real:
+        max_demos = max(config["n_shots"])
+        n_real = sum(r["instances"] for r in real)
+        left_out = " (miniature datasets left out)" if len(real) < len(rows) else ""
+        print(
+            f"# with up to {max_demos} distinct demonstrations per dataset{left_out}: "
+            f"{n_real + max_demos * len(real)} distinct examples; the paper reports 65,500 "
+            "without saying how it counts (see docs/tasks.md)"
+        )
     return 0
 
 
@@ -760,6 +838,7 @@ def length_filter_note(tokenizer_arg: str | None, tok_name: str, max_tokens: int
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     spec = get_spec(args.dataset)
+    _resolve(args, spec)
     tokenizer = load_tokenizer(args.tokenizer)
     _, tok_name = prompts.token_counter(tokenizer)
     print(length_filter_note(args.tokenizer, tok_name, args.max_example_tokens), file=sys.stderr)
@@ -793,9 +872,23 @@ def add_cli(subparsers: Any) -> None:
     )
     _data_args(p)
     p.set_defaults(func=_cmd_show)
-    p = tsub.add_parser("count", help="evaluation instances per dataset and task at a scale")
-    p.add_argument(
-        "--scale", default="default", help="a scale of datasets.yaml (default: %(default)s)"
+    p = tsub.add_parser(
+        "count",
+        help="evaluation instances per dataset and task of a scale's config",
+        description="Evaluation instances per dataset and task that a config runs (its "
+        "datasets and data.max_instances), from the workflow's config files of a scale "
+        "or from the config files given.",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--scale",
+        default=default("scale"),
+        help="the workflow's config files of a scale: "
+        + "; ".join(f"{k} = {' + '.join(v)}" for k, v in SCALE_CONFIGS.items())
+        + " (default: %(default)s)",
+    )
+    which.add_argument(
+        "--config", nargs="+", metavar="FILE", help="these config files (merged in order)"
     )
     p.set_defaults(func=_cmd_count)
 

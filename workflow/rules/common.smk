@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from ctxscale import artifacts, catalog  # noqa: E402
+from ctxscale import artifacts, catalog, tasks  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.joblogs import failure_report  # noqa: E402
@@ -118,21 +118,19 @@ def settings_of(name):
     }
 
 
-def prepare_options(tokenizer=None):
-    """`ctxscale prepare` options from the config's `data` block and seed; a family's own
+def prepare_settings(dataset, tokenizer=None):
+    """What `ctxscale prepare --config` reads for this dataset (rerun trigger): the seed and
+    the data block (a miniature dataset: miniworld.seed, .instances); a family's own
     length-filter tokenizer replaces data.tokenizer."""
-    data = {**config["data"], **({"tokenizer": tokenizer} if tokenizer else {})}
-    opts = [f"--seed {config['seed']}", f"--max-instances {data['max_instances']}"]
-    opts.append(f"--max-example-tokens {data['max_instance_tokens']}")
-    lo, hi = data["dm_difficulty"]
-    opts.append(f"--dm-difficulty {lo:g} {hi:g}")
-    for key in ("source", "cache_dir", "local_dir", "hub_path", "tokenizer"):
-        if data.get(key):
-            opts.append(f"--{key.replace('_', '-')} {data[key]}")
-    for key in ("dm_train_size", "dm_test_size", "max_new_tokens"):
-        if data.get(key):
-            opts.append(f"--{key.replace('_', '-')} {data[key]}")
-    return " ".join(opts)
+    settings = tasks.config_options(config, dataset)
+    return {**settings, "tokenizer": tokenizer} if tokenizer else settings
+
+
+def tokenizer_option(tokenizer):
+    """`--tokenizer T` (or nothing, for the estimate): the flag names the selection a prompts
+    job writes (data.tokenizer's shared files, or a family's own), so the two prompts rules
+    read alike on the command line."""
+    return f"--tokenizer {tokenizer}" if tokenizer else ""
 
 
 def model_ready(wildcards):
@@ -170,40 +168,6 @@ def infer_mem_mb(wildcards):
 def infer_runtime(wildcards):
     res = config["resources"]
     return res["gpu_runtime"] if gpus(wildcards) else res["infer_runtime"]
-
-
-def penalty_variant(main):
-    """The penalty form set beside the main one: its centre fitted, or fixed at n_ctx."""
-    return "log_sigmoid" if main == "log_sigmoid_fitted" else "log_sigmoid_fitted"
-
-
-def loss_variant(main):
-    """The loss set beside the main one: absolute error (what the MAE measures) if the main
-    fit's loss is another, else squared error."""
-    return "squared" if main == "absolute" else "absolute"
-
-
-def fit_options(wildcards):
-    """`ctxscale fit` options of each fit of the workflow."""
-    fit = config["fit"]
-    common = f"--where role=fit --seed {fit['seed']}"
-    for name, (lo, hi) in sorted(fit["bounds"].items()):
-        common += f" --bound {name} {lo:g} {hi:g}"
-    penalty = f"--penalty {fit['penalty']}"
-    if fit["penalty_width"] is not None:
-        penalty += f" --penalty-width {fit['penalty_width']:g}"
-    # Only the main fit's parameter CIs are reported (the params table and figure); the
-    # comparison fits are point fits, their MAE intervals resample the points.
-    point = f"{common} --bootstrap 0"
-    loss = f"--loss {fit['loss']}"
-    return {
-        "main": f"{common} --bootstrap {fit['bootstrap']} {loss} {penalty}",
-        "loss_variant": f"{point} --loss {loss_variant(fit['loss'])} {penalty}",
-        "no_penalty": f"{point} {loss} --no-penalty",
-        "penalty_variant": f"{point} {loss} --penalty {penalty_variant(fit['penalty'])}",
-        "extrapolation": f"{point} {loss} {penalty} --holdout-npmt {fit['holdout_npmt']:g}",
-        "context_agnostic": f"{point} {loss} --law context_agnostic",
-    }[wildcards.fit]
 
 
 # Inputs of each figure and table (the catalog), named as `ctxscale figure/table` options.

@@ -1,10 +1,14 @@
-# Fits of the law on the fit-role models:
+# Fits of the law on the fit-role models (their settings: artifacts.fit_settings, from the
+# config's fit block, which `ctxscale fit --config` reads):
 #   main              context-aware law, the configured penalty
 #   no_penalty        the penalty ablation
 #   penalty_variant   the other penalty form (centre fitted or fixed at n_ctx)
 #   loss_variant      the other loss (absolute if the main fit's is squared)
 #   extrapolation     fit on n_pmt < fit.holdout_npmt, MAE on the rest
 #   context_agnostic  compute term only (Figure 1's baseline)
+# Flags kept on the command line: --variant and --where (which fit of the workflow, on which
+# points: the job's identity, not config values) and --jobs {threads} (Snakemake schedules
+# the threads, so the rule must pass what it reserved).
 
 
 rule fit:
@@ -13,7 +17,7 @@ rule fit:
     output:
         "results/fits/{fit}.json",
     params:
-        options=fit_options,
+        settings=lambda wildcards: artifacts.fit_settings(config, wildcards.fit),  # rerun trigger
     log:
         "logs/fit/{fit}.log",
     # only the main fit bootstraps (worker processes); the point fits run side by side
@@ -21,4 +25,5 @@ rule fit:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale fit {input} --out {output} {params.options} --jobs {threads} > {log} 2>&1"
+        "ctxscale fit {input} --config \"$CTXSCALE_CONFIG\" --variant {wildcards.fit}"
+        " --where role=fit --out {output} --jobs {threads} > {log} 2>&1"

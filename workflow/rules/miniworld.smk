@@ -11,8 +11,8 @@ rule mini_prompts:
         expand("results/prompts/{{dataset}}/{n_shots}.json", n_shots=sorted(MINI["n_shots"])),
     params:
         n_shots=" ".join(map(str, sorted(MINI["n_shots"]))),
-        seed=MINI["seed"],
-        instances=MINI["instances"],
+        # what `ctxscale prepare --config` reads for a miniature dataset (rerun trigger)
+        settings=lambda wildcards: prepare_settings(wildcards.dataset),
     log:
         "logs/prompts/{dataset}.log",
     wildcard_constraints:
@@ -20,9 +20,8 @@ rule mini_prompts:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "ctxscale prepare --dataset {wildcards.dataset} --n-shots {params.n_shots}"
-        " --seed {params.seed} --max-instances {params.instances}"
-        " --out-dir results/prompts/{wildcards.dataset} > {log} 2>&1"
+        "ctxscale prepare --config \"$CTXSCALE_CONFIG\" --dataset {wildcards.dataset}"
+        " --n-shots {params.n_shots} --out-dir results/prompts/{wildcards.dataset} > {log} 2>&1"
 
 
 for _family in MINI_TRAINED:

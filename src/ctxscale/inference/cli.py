@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import Backend, PromptFile, backend_class, load_prompts
 from ctxscale.inference.fetch import cache_root, fetch_model, model_source
@@ -44,7 +45,7 @@ def make_backend(
 ) -> Backend:
     """Construct the backend for ``spec`` (loads the model)."""
     opts = inference_settings(config, spec)
-    seed = int(config.get("seed", 31337))
+    seed = int(config.get("seed", default("seed")))
     source = model_source(spec, cache)
     if name == "transformers":
         from ctxscale.inference.hf import TransformersBackend
@@ -52,8 +53,8 @@ def make_backend(
         return TransformersBackend(
             source,
             device=str(opts.get("device", "auto")),
-            dtype=str(opts.get("dtype", "auto")),
-            batch_size=int(batch_size or opts.get("batch_size", 8)),
+            dtype=str(opts.get("dtype", default("inference.dtype"))),
+            batch_size=int(batch_size or opts.get("batch_size", default("inference.batch_size"))),
             max_model_len=opts.get("max_model_len"),
             seed=seed,
             threads=opts.get("threads"),

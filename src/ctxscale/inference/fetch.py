@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_path, sha256_file
 from ctxscale.models import ModelSpec
@@ -79,10 +80,11 @@ def gguf_source(spec: ModelSpec) -> GGUFSource:
 
 
 def cache_root(config: dict[str, Any], override: str | None = None) -> Path:
-    """The cache directory: ``--cache-dir``, else ``inference.cache_dir``, else ``cache``."""
+    """The cache directory: ``--cache-dir``, else ``inference.cache_dir`` (its schema
+    default where the config leaves it out)."""
     if override:
         return Path(override)
-    return Path((config.get("inference") or {}).get("cache_dir") or "cache")
+    return Path((config.get("inference") or {}).get("cache_dir") or default("inference.cache_dir"))
 
 
 def converted_dir(spec: ModelSpec, cache: Path) -> Path:

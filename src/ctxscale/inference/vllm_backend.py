@@ -39,6 +39,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
 from ctxscale.inference.fetch import ModelSource
@@ -56,7 +57,7 @@ def engine_kwargs(
             "not a GGUF file; use the transformers backend or a converted directory"
         )
     max_model_len = int(opts.get("max_model_len") or spec.n_ctx)
-    dtype = str(opts.get("dtype", "auto"))
+    dtype = str(opts.get("dtype", default("inference.dtype")))
     kw: dict[str, Any] = {
         "model": source.path,
         "tokenizer": source.path,

@@ -17,20 +17,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ctxscale.config import default
 from ctxscale.mini import corpus
 
 
 @dataclass(frozen=True)
 class MiniConfig:
-    """Shape and rotary settings of one model (the ``LlamaConfig`` fields it maps to)."""
+    """Shape and rotary settings of one model (the ``LlamaConfig`` fields it maps to);
+    the defaults are the config schema's ``miniworld.model`` and ``miniworld.train``."""
 
     vocab_size: int
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 256
-    rope_theta: float = 500.0
-    max_position_embeddings: int = 64
+    hidden_size: int = default("miniworld.model.hidden_size")
+    num_hidden_layers: int = default("miniworld.model.num_hidden_layers")
+    num_attention_heads: int = default("miniworld.model.num_attention_heads")
+    intermediate_size: int = default("miniworld.model.intermediate_size")
+    rope_theta: float = default("miniworld.train.rope_theta")
+    max_position_embeddings: int = default("miniworld.train.n_ctx")
     rope_type: str = "default"  # default | yarn | linear
     rope_factor: float = 1.0
     original_max_position_embeddings: int | None = None
