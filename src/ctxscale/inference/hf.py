@@ -30,6 +30,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
+from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import (
     STATUS_OVER_MAX_LEN,
@@ -62,10 +63,10 @@ class TransformersBackend(Backend):
         source: ModelSource,
         *,
         device: str = "auto",
-        dtype: str = "auto",
-        batch_size: int = 8,
-        max_model_len: int | None = None,
-        seed: int = 31337,
+        dtype: str = default("inference.dtype"),
+        batch_size: int = default("inference.batch_size"),
+        max_model_len: int | None = default("inference.max_model_len"),
+        seed: int = default("seed"),
         threads: int | None = None,
         model: Any = None,
         tokenizer: Any = None,
@@ -76,11 +77,12 @@ class TransformersBackend(Backend):
         self.batch_size = batch_size
         self.max_model_len = max_model_len
         self.seed = seed
-        # CPU: one thread unless configured. Several shards run side by side under the
-        # workflow, and oversubscribed OpenMP threads were 10x slower here (58 s vs 5 s for
-        # one batch); a fixed count also keeps float reductions, hence shards, identical.
+        # CPU: the schema's thread count (one) unless configured. Several shards run side by
+        # side under the workflow, and oversubscribed OpenMP threads were 10x slower here
+        # (58 s vs 5 s for one batch); a fixed count also keeps float reductions, hence
+        # shards, identical.
         if threads is None and self.device == "cpu":
-            threads = 1
+            threads = default("inference.threads")
         self.threads = threads
         if threads:
             torch.set_num_threads(int(threads))
