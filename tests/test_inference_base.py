@@ -197,3 +197,93 @@ def test_vllm_generate_with_a_fake_engine(tmp_path):
     assert [len(p) for p, _ in calls] == [1, 2]  # chunks of 2; the long prompt never sent
     assert calls[0][0][0]["prompt_token_ids"] == prompts[0]
     assert calls[0][1][0]["temperature"] == 0.0 and calls[0][1][0]["stop"] == ["\n\n"]
+
+
+def test_every_registered_backend_declares_what_it_runs_and_how_it_is_built():
+    import inspect
+
+    from ctxscale.inference.base import BACKENDS, Backend, Capabilities
+
+    for name in BACKENDS:
+        cls = backend_class(name)
+        assert cls.name == name
+        assert isinstance(cls.capabilities, Capabilities) and cls.capabilities.devices
+        assert not inspect.isabstract(cls), f"{name} leaves an abstract method"
+        assert cls.from_config.__func__ is not Backend.from_config.__func__, name
+
+
+def test_a_new_engine_is_one_class_and_one_registry_entry(monkeypatch, tmp_path):
+    """make_backend builds whatever BACKENDS names, with the resolved settings."""
+    import sys
+    import types
+
+    from ctxscale.inference import cli as infer_cli
+    from ctxscale.inference.base import BACKENDS, Backend, Capabilities
+
+    class Echo(Backend):
+        name = "echo"
+        capabilities = Capabilities(devices=("cpu",), sliding_window=False, past_n_ctx="")
+
+        def __init__(self, spec, opts, seed):
+            self.spec, self.opts, self.seed = spec, opts, seed
+
+        @classmethod
+        def from_config(cls, source, spec, opts, seed, batch_size=None):
+            return cls(spec, {**opts, "batch_size": batch_size or opts["batch_size"]}, seed)
+
+        def settings(self):
+            return {}
+
+        def generate(self, prefix, suffixes, stop, max_new_tokens, start=0):
+            return iter(())
+
+    module = types.ModuleType("echo_engine")
+    module.Echo = Echo
+    monkeypatch.setitem(sys.modules, "echo_engine", module)
+    monkeypatch.setitem(BACKENDS, "echo", "echo_engine:Echo")
+    model = ModelSpec(
+        name="tiny",
+        family="tiny",
+        role="fit",
+        N=1e6,
+        D=1e9,
+        n_ctx=64,
+        backend="echo",
+        path=str(tmp_path),
+        settings={"batch_size": 4},
+    )
+    config = {"seed": 7, "inference": {"batch_size": 2, "dtype": "float32"}}
+    made = infer_cli.make_backend("echo", model, config, tmp_path)
+    assert isinstance(made, Echo) and made.seed == 7
+    assert made.opts["batch_size"] == 4 and made.opts["dtype"] == "float32"  # checkpoint wins
+    assert infer_cli.make_backend("echo", model, config, tmp_path, 16).opts["batch_size"] == 16
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_pytorch_tanh"])
+def test_vllm_refuses_a_llama_mlp_it_cannot_run_before_loading(tmp_path, act):
+    from ctxscale.inference import cli as infer_cli
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_act": act}))
+    source = ModelSource(str(tmp_path))
+    with pytest.raises(CtxscaleError) as err:
+        infer_cli.check_model_runs("vllm", spec(), source)
+    assert str(err.value) == (
+        f"model 'llama-2-7b': backend 'vllm' runs Llama MLPs with silu only, the model's is "
+        f"{act!r}; use backend 'transformers'"
+    )
+    infer_cli.check_model_runs("transformers", spec(), source)  # any activation
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_act": "silu"}))
+    infer_cli.check_model_runs("vllm", spec(), source)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma2", "hidden_act": act}))
+    infer_cli.check_model_runs("vllm", spec(), source)  # not a Llama MLP: vLLM's own choice
+
+
+def test_backends_command_lists_each_engine_with_what_it_runs(capsys):
+    from ctxscale.cli import main
+
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  devices: ") == 2
+    assert "transformers (ctxscale.inference.hf:TransformersBackend)" in out
+    assert "  Llama MLP activations: silu" in out
+    assert "  runs here: yes" in out

@@ -271,3 +271,13 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(tmp_path):
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
     assert out.read_bytes() == ref.read_bytes()
     assert not partial.exists()
+
+
+def test_progress_into_a_log_file_is_a_few_lines_not_one_per_instance(tmp_path, capsys):
+    """A workflow job's stderr is a log file: the bar is drawn at its start and end (and every
+    10 s), so 200 quick instances do not write 200 redraws."""
+    prompts = prompts_from_dict(make_prompts(200))
+    write_shard(prompts, EchoBackend(), MODEL, tmp_path / "a.jsonl", local_score, True)
+    err = capsys.readouterr().err
+    assert "200/200" in err and "tok/s" in err
+    assert err.count("\r") <= 4

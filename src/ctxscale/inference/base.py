@@ -19,9 +19,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxscale.errors import CtxscaleError
+
+if TYPE_CHECKING:
+    from ctxscale.inference.fetch import ModelSource
+    from ctxscale.models import ModelSpec
 
 # Status of a record: the prompt ran ...
 STATUS_OK = "ok"
@@ -162,10 +166,28 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], True
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine runs, declared beside it (``Backend.capabilities``) and checked before a
+    model loads, so a model the engine cannot run fails in one line, not deep inside it."""
+
+    devices: tuple[str, ...]
+    #: sliding-window attention (Gemma-2/3) with batched outputs equal to unbatched ones
+    sliding_window: bool
+    #: how prompts past the model's n_ctx run ("" where they cannot)
+    past_n_ctx: str
+    #: the activations of a Llama model's gated MLP it runs (None: any)
+    llama_activations: tuple[str, ...] | None = None
+    #: the Python package the engine needs (None: ctxscale's own dependencies)
+    package: str | None = None
+
+
 class Backend(ABC):
-    """An inference engine for one model. Subclasses are constructed once per shard."""
+    """An inference engine for one model. Subclasses are constructed once per shard, by
+    :meth:`from_config`; :data:`BACKENDS` registers them by name."""
 
     name: str = ""
+    capabilities: Capabilities
     #: The model's Hugging Face tokenizer; every backend tokenises prompts the same way.
     tokenizer: Any = None
 
@@ -177,6 +199,32 @@ class Backend(ABC):
     def check_available(cls) -> None:
         """Raise CtxscaleError if the engine cannot run here (called before any work)."""
         return None
+
+    @classmethod
+    def check_model(cls, model: str, hf_config: dict[str, Any]) -> None:
+        """Refuse, before loading, a model whose ``config.json`` (``hf_config``) asks for what
+        the engine does not run; one line naming the model, the engine and the way out."""
+        acts = cls.capabilities.llama_activations
+        act = hf_config.get("hidden_act")
+        if acts is not None and hf_config.get("model_type") == "llama" and act not in acts:
+            raise CtxscaleError(
+                f"model {model!r}: backend {cls.name!r} runs Llama MLPs with "
+                f"{', '.join(acts)} only, the model's is {act!r}; use backend 'transformers'"
+            )
+
+    @classmethod
+    def from_config(
+        cls,
+        source: ModelSource,
+        spec: ModelSpec,
+        opts: dict[str, Any],
+        seed: int,
+        batch_size: int | None = None,
+    ) -> Backend:
+        """Load the model with the resolved inference settings ``opts`` (config, family,
+        checkpoint); ``batch_size`` overrides ``opts['batch_size']`` where it applies. Every
+        registered engine defines it; :func:`ctxscale.inference.cli.make_backend` calls it."""
+        raise CtxscaleError(f"backend {cls.name!r} does not define from_config")
 
     @abstractmethod
     def settings(self) -> dict[str, Any]:

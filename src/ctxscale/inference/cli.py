@@ -8,6 +8,7 @@ is loaded, so a mistake costs a second, not a model load.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ import yaml
 
 from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import Backend, PromptFile, backend_class, load_prompts
-from ctxscale.inference.fetch import cache_root, fetch_model, model_source
+from ctxscale.inference.base import BACKENDS, Backend, PromptFile, backend_class, load_prompts
+from ctxscale.inference.fetch import ModelSource, cache_root, fetch_model, model_source
 from ctxscale.inference.shards import Scorer, shard_lock, write_shard
 from ctxscale.models import ModelSpec, model_by_name
 
@@ -43,27 +44,21 @@ def inference_settings(config: dict[str, Any], spec: ModelSpec) -> dict[str, Any
 def make_backend(
     name: str, spec: ModelSpec, config: dict[str, Any], cache: Path, batch_size: int | None = None
 ) -> Backend:
-    """Construct the backend for ``spec`` (loads the model)."""
-    opts = inference_settings(config, spec)
+    """Construct the backend registered as ``name`` for ``spec`` (loads the model)."""
     seed = int(config.get("seed", default("seed")))
-    source = model_source(spec, cache)
-    if name == "transformers":
-        from ctxscale.inference.hf import TransformersBackend
+    cls = backend_class(name)
+    return cls.from_config(
+        model_source(spec, cache), spec, inference_settings(config, spec), seed, batch_size
+    )
 
-        return TransformersBackend(
-            source,
-            device=str(opts.get("device", "auto")),
-            dtype=str(opts.get("dtype", default("inference.dtype"))),
-            batch_size=int(batch_size or opts.get("batch_size", default("inference.batch_size"))),
-            max_model_len=opts.get("max_model_len"),
-            seed=seed,
-            threads=opts.get("threads"),
-        )
-    if name == "vllm":
-        from ctxscale.inference.vllm_backend import VLLMBackend
 
-        return VLLMBackend(source, spec, opts, seed=seed)
-    raise CtxscaleError(f"backend {name!r} cannot be constructed")  # pragma: no cover
+def check_model_runs(name: str, spec: ModelSpec, source: ModelSource) -> None:
+    """The backend's capabilities against the model's local ``config.json`` (when it has one:
+    a hub id is checked by the engine itself as it loads)."""
+    path = Path(source.path) / "config.json"
+    if source.gguf_file or not path.is_file():
+        return
+    backend_class(name).check_model(spec.name, json.loads(path.read_text(encoding="utf-8")))
 
 
 def get_scorer() -> Scorer:
@@ -83,10 +78,12 @@ def check_shard_inputs(
     """Every check that can fail on bad input, before the model loads: the backend runs
     here, the prompts file reads, the model's files are there. Returns the prompts, the
     model cache and the scorer."""
-    backend_class(backend or spec.backend).check_available()
+    name = backend or spec.backend
+    backend_class(name).check_available()
     prompts = load_prompts(prompts_path)
     cache = cache_root(config, cache_dir)
-    model_source(spec, cache)  # missing / not GGUF / not fetched: fail before loading
+    source = model_source(spec, cache)  # missing / not GGUF / not fetched: fail before loading
+    check_model_runs(name, spec, source)
     return prompts, cache, get_scorer()
 
 
@@ -133,6 +130,29 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backends(args: argparse.Namespace) -> int:
+    """One block per registered backend: what it runs, and whether it can run here."""
+    del args
+    for name in BACKENDS:
+        cls = backend_class(name)
+        cap = cls.capabilities
+        try:
+            cls.check_available()
+            here = "yes"
+        except CtxscaleError as exc:
+            here = f"no: {exc}"
+        acts = ", ".join(cap.llama_activations) if cap.llama_activations else "any"
+        print(f"{name} ({BACKENDS[name]})")
+        print(f"  devices: {', '.join(cap.devices)}")
+        print(f"  sliding-window attention: {'yes' if cap.sliding_window else 'no'}")
+        print(f"  prompts past n_ctx: {cap.past_n_ctx or 'refused'}")
+        print(f"  Llama MLP activations: {acts}")
+        needs = cap.package or "ctxscale's own dependencies"
+        print(f"  needs: {needs}")
+        print(f"  runs here: {here}")
+    return 0
+
+
 def _gguf_models(config: dict[str, Any]) -> list[ModelSpec]:
     from ctxscale.models import models_from_config
 
@@ -169,3 +189,12 @@ def add_cli(subparsers: Any) -> None:
     f.add_argument("--model", action="append", help="model name (repeatable; default: all GGUF)")
     f.add_argument("--cache-dir", help="cache directory (default: inference.cache_dir or cache)")
     f.set_defaults(func=cmd_fetch_model)
+
+    b = subparsers.add_parser(
+        "backends",
+        help="list the inference backends, what each runs and whether it runs here",
+        description="The registered inference engines (ctxscale.inference.base.BACKENDS) with "
+        "their declared capabilities: devices, sliding-window attention, prompts past a "
+        "model's n_ctx, Llama MLP activations, the package each needs.",
+    )
+    b.set_defaults(func=cmd_backends)

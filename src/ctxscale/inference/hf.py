@@ -35,11 +35,13 @@ from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import (
     STATUS_OVER_MAX_LEN,
     Backend,
+    Capabilities,
     Generation,
     cut_at_stop,
     shared_prefix_len,
 )
 from ctxscale.inference.fetch import ModelSource
+from ctxscale.models import ModelSpec
 
 
 def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
@@ -57,6 +59,30 @@ class TransformersBackend(Backend):
     """Greedy generation with a transformers causal LM; see the module docstring."""
 
     name = "transformers"
+    capabilities = Capabilities(
+        devices=("cpu", "cuda", "mps"),
+        sliding_window=True,
+        past_n_ctx="rotary angles computed for any position (base RoPE, YaRN, PI)",
+    )
+
+    @classmethod
+    def from_config(
+        cls,
+        source: ModelSource,
+        spec: ModelSpec,
+        opts: dict[str, Any],
+        seed: int,
+        batch_size: int | None = None,
+    ) -> TransformersBackend:
+        return cls(
+            source,
+            device=str(opts.get("device", "auto")),
+            dtype=str(opts.get("dtype", default("inference.dtype"))),
+            batch_size=int(batch_size or opts.get("batch_size", default("inference.batch_size"))),
+            max_model_len=opts.get("max_model_len"),
+            seed=seed,
+            threads=opts.get("threads"),
+        )
 
     def __init__(
         self,

