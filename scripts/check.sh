@@ -4,6 +4,7 @@
 #   CTXSCALE_SLURM=0  skip starting the single-node SLURM cluster (its test then skips)
 #   CTXSCALE_E2E=0    skip the end-to-end runs (the real-model tests then fetch SmolLM2)
 #   CTXSCALE_VLLM=0   skip the vllm backend's run on CPU (its own environment, .venv-vllm)
+#   CTXSCALE_BROWSER=0  skip installing Debian's chromium (the report's browser test skips)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -23,6 +24,18 @@ if [ "${CTXSCALE_SLURM:-1}" != 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >
     echo "check: SLURM cluster did not start; the SLURM test will be skipped"
   fi
 fi
+# The report opened in a real browser (tests/test_figures.py): Debian's chromium and its
+# driver; the screenshot lands in test-artifacts/.
+if [ "${CTXSCALE_BROWSER:-1}" != 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+  && ! command -v chromedriver >/dev/null; then
+  step "Debian's chromium and chromium-driver"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q chromium chromium-driver >/dev/null; } \
+    || echo "check: chromium did not install; the report's browser test will be skipped"
+fi
+export CTXSCALE_ARTIFACTS="$PWD/test-artifacts"
+
 stop_slurm() { if [ "$slurm_started" = 1 ]; then bash scripts/slurm-local.sh stop; fi; }
 trap stop_slurm EXIT
 
