@@ -47,7 +47,7 @@ if [ "${CTXSCALE_E2E:-1}" != 0 ]; then
 fi
 
 # The whole suite, slow tests included: `snakemake --lint` (test_lint_is_clean) and the
-# paper-scale dry run with its job counts and time (test_paper_dag_shape_and_time) are
+# paper-scale dry run with its job counts (test_paper_dag_shape) are
 # among them, so each check runs once.
 step "pytest"
 # The real-model tests fetch SmolLM2 themselves when the end-to-end runs did not.

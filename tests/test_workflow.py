@@ -5,7 +5,6 @@ directory against the repository's Snakefile.
 """
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -96,12 +95,9 @@ def paper_counts():
 
 
 @pytest.mark.slow
-def test_paper_dag_shape_and_time(tmp_path):
-    start = time.perf_counter()
-    counts = job_counts(tmp_path, "--configfile", str(PAPER))
-    elapsed = time.perf_counter() - start
-    assert counts == paper_counts()
-    assert elapsed < 30, f"paper-scale dry run took {elapsed:.1f} s"
+def test_paper_dag_shape(tmp_path):
+    """Every job of the paper preset's DAG, by rule (its time: benchmarks/bench_dag.py)."""
+    assert job_counts(tmp_path, "--configfile", str(PAPER)) == paper_counts()
 
 
 def test_paper_preset_has_every_dataset_of_the_paper():
