@@ -138,6 +138,8 @@ def score_tables(
     """
     rows, checks = [], []
     prompts_dir = Path(prompts_dir)
+    # every model of a family (and every family on one tokenizer) shares a prompts file
+    refs_of: dict[Path, dict[str, Any]] = {}
     for spec in artifacts.models(config):
         for dataset in spec.datasets:
             task = None
@@ -186,7 +188,9 @@ def score_tables(
                 rows.append(row)
                 if fix:
                     prompts = _prompts_file(prompts_dir, spec, dataset, n_shots)
-                    checks.append(_corrected_row(row, settings, ok, fix, prompts, path))
+                    if prompts not in refs_of:
+                        refs_of[prompts] = _references(prompts)
+                    checks.append(_corrected_row(row, settings, ok, fix, refs_of[prompts], path))
     df = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     check = pd.DataFrame(checks, columns=CORRECTED_COLUMNS)
     order = ["family", "model", "dataset", "n_shots"]
@@ -201,12 +205,11 @@ def _corrected_row(
     settings: dict[str, Any],
     ok: list[dict[str, Any]],
     metric: str,
-    prompts: Path,
+    refs: dict[str, Any],
     path: Path,
 ) -> dict[str, Any]:
-    """One scores row's records rescored by the corrected metric from their outputs (the
-    references from ``prompts``, the prompts file the shard ``path`` was generated from)."""
-    refs = _references(prompts)
+    """One scores row's records rescored by the corrected metric from their outputs (``refs``:
+    the references of the prompts file the shard ``path`` was generated from)."""
     values = []
     for r in ok:
         if str(r["id"]) not in refs:
