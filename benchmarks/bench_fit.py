@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from ctxscale.fit import fit_table
-from ctxscale.law import context_aware
+from ctxscale.analysis.fit import fit_table
+from ctxscale.analysis.law import context_aware
 
 TRUE = {"A": 1.5, "C_c": 1e22, "alpha": 0.4, "B": 1.2, "n_pmt_c": 800.0, "beta": 0.55}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctxscale.law import context_aware
+from ctxscale.analysis.law import context_aware
 
 #: The true parameters per task (C_c and n_pmt_c are arbitrary reference scales).
 TRUE_PARAMS: dict[str, dict[str, float]] = {

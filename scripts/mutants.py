@@ -29,7 +29,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-AGG, MET, LAW = "src/ctxscale/aggregate.py", "src/ctxscale/metrics.py", "src/ctxscale/law.py"
+AGG, MET, LAW = (
+    "src/ctxscale/analysis/aggregate.py",
+    "src/ctxscale/data/metrics.py",
+    "src/ctxscale/analysis/law.py",
+)
 # (name, file, old text, new text): old must occur exactly once in the file.
 MUTANTS = [
     (

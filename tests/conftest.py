@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ctxscale.law import context_aware
+from ctxscale.analysis.law import context_aware
 
 ROOT = Path(__file__).resolve().parents[1]
 #: `snakemake` without the SLURM plugin's controller probe (scripts/run_snakemake.py)

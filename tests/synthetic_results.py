@@ -1,9 +1,9 @@
 """A synthetic results set (the workflow's file layout, contracts 4 and 5) for figure tests.
 
-Scores are the package's law (``ctxscale.law``) at known parameters plus seeded noise;
+Scores are the package's law (``ctxscale.analysis.law``) at known parameters plus seeded noise;
 the fits are written in the ``ctxscale-fit/1`` format with those parameters (and made-up
 CIs), so figures and tables can be checked against known values in well under a second.
-A separate slow test fits the same points with the real ``ctxscale.fit``.
+A separate slow test fits the same points with the real ``ctxscale.analysis.fit``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ctxscale import law
-from ctxscale.fit import predict_points, read_fit
+from ctxscale.analysis import law
+from ctxscale.analysis.fit import predict_points, read_fit
 
 C_REF, NPMT_REF = 1.0e23, 1000.0
 TASK_PARAMS = {

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ctxscale import artifacts
-from ctxscale.aggregate import (
+from ctxscale.analysis.aggregate import (
     CORRECTED_COLUMNS,
     POINT_COLUMNS,
     SCORE_COLUMNS,
@@ -19,7 +19,7 @@ from ctxscale.aggregate import (
 from ctxscale.cli import main
 from ctxscale.config import validate_config
 from ctxscale.errors import CtxscaleError
-from ctxscale.manifest import manifest_text
+from ctxscale.outputs.manifest import manifest_text
 
 CONFIG = validate_config(
     {

@@ -192,9 +192,9 @@ def test_a_family_names_its_own_length_filter_tokenizer():
 
 def test_schema_choices_are_the_registries():
     """The backend and penalty enums list exactly what the code registers."""
+    from ctxscale.analysis.law import PENALTIES
     from ctxscale.config import schema
     from ctxscale.inference.base import BACKENDS
-    from ctxscale.law import PENALTIES
 
     assert schema()["$defs"]["backend"]["enum"] == list(BACKENDS)
     assert set(schema()["properties"]["fit"]["properties"]["penalty"]["enum"]) == set(PENALTIES)

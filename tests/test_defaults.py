@@ -161,12 +161,14 @@ import argparse, json, sys
 from pathlib import Path
 import ctxscale
 assert ctxscale.__file__.startswith(sys.argv[1]), ctxscale.__file__
-from ctxscale import aggregate, artifacts, config, dm_math, fit, law, tasks
+from ctxscale.analysis import aggregate, fit, law
+from ctxscale import artifacts, config
+from ctxscale.data import dm_math, tasks
 from ctxscale.cli import build_parser
-from ctxscale.fit_cli import fit_settings
+from ctxscale.analysis.fit_cli import fit_settings
 from ctxscale.inference.fetch import cache_root
 from ctxscale.mini.model import MiniConfig
-from ctxscale.results import Inputs, Results
+from ctxscale.outputs.results import Inputs, Results
 
 parser = build_parser()
 fitted = fit_settings(parser.parse_args(["fit", "points.csv", "--out", "fit.json"]))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ctxscale import dm_math
+from ctxscale.data import dm_math
 from ctxscale.errors import CtxscaleError
 
-SRC = str(Path(dm_math.__file__).resolve().parents[1])
+SRC = str(Path(dm_math.__file__).resolve().parents[2])
 MODULES = [
     "arithmetic__add_or_sub",
     "numbers__place_value",

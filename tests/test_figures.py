@@ -21,13 +21,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_results import HOLDOUT, write_results  # noqa: E402
 from test_oracles_law import paper_law  # noqa: E402
 
-from ctxscale import catalog, render  # noqa: E402
+from ctxscale import catalog  # noqa: E402
 from ctxscale.cli import main  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
-from ctxscale.figures import FIGURES, draw_figure, figure_bytes, render_figure  # noqa: E402
-from ctxscale.report import write_report  # noqa: E402
-from ctxscale.results import Inputs, Results, option_flag  # noqa: E402
-from ctxscale.tables import TABLES, build_table, paper_results, render_table  # noqa: E402
+from ctxscale.outputs import render  # noqa: E402
+from ctxscale.outputs.figures import FIGURES, draw_figure, figure_bytes, render_figure  # noqa: E402
+from ctxscale.outputs.report import write_report  # noqa: E402
+from ctxscale.outputs.results import Inputs, Results, option_flag  # noqa: E402
+from ctxscale.outputs.tables import TABLES, build_table, paper_results, render_table  # noqa: E402
 
 TESTS = Path(__file__).parent
 TASKS_ALL = ["arithmetic", "common_sense", "translation"]
@@ -722,7 +723,7 @@ def test_mae_table_adds_the_loss_variant_beside_the_main_fit(paths, tmp_path):
     its own, on the same points as the main fit's; without it the row is absent."""
     import json
 
-    from ctxscale import fit as fitmod
+    from ctxscale.analysis import fit as fitmod
 
     doc = json.loads(paths["fit_main"].read_text())
     doc["settings"]["loss"] = "absolute"
@@ -750,7 +751,7 @@ def test_mae_table_matches_hand_computation(res, paths):
     points = pd.read_csv(paths["points"])
     assert list(table["task"].unique()) == ["arithmetic", "common_sense", "translation"]
     row = table[(table["task"] == "arithmetic") & (table["setting"] == "extrapolation")].iloc[0]
-    from ctxscale import fit as fitmod
+    from ctxscale.analysis import fit as fitmod
 
     held = points[(points["role"] == "fit") & (points["task"] == "arithmetic")]
     held = held[held["n_pmt"] >= HOLDOUT]
@@ -1006,8 +1007,8 @@ def test_default_scale_report_says_it_is_not_the_paper(tmp_path):
 
 @pytest.mark.slow
 def test_figures_and_tables_from_real_fits(tmp_path):
-    """The same outputs from fits made by ctxscale.fit (not hand-written fit files)."""
-    from ctxscale.fit import fit_table
+    """The same outputs from fits made by ctxscale.analysis.fit (not hand-written fit files)."""
+    from ctxscale.analysis.fit import fit_table
 
     small = write_results(tmp_path, small=True)
     points = pd.read_csv(small["points"])

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from conftest import TRUE, paper_grid, synth, wide_grid
 
-from ctxscale import law
+from ctxscale.analysis import law
+from ctxscale.analysis.fit import FitSettings, fit_table, mae_split, predict_points, read_fit
+from ctxscale.analysis.points import validate_points
 from ctxscale.errors import CtxscaleError
-from ctxscale.fit import FitSettings, fit_table, mae_split, predict_points, read_fit
-from ctxscale.points import validate_points
 
 NOISE = 0.01
 TRUE_IDENT = {
@@ -264,7 +264,7 @@ def test_fitted_penalty_recovers_its_centre_and_width():
 
 
 def test_jacobian_matches_finite_differences():
-    from ctxscale.fit import _Problem
+    from ctxscale.analysis.fit import _Problem
 
     df = _shifted_points(centre=2.0, width=0.4)
     cols = [df[c].to_numpy(float) for c in ("C", "n_pmt", "n_ctx", "score")]

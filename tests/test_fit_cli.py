@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from conftest import synth, wide_grid
 
+from ctxscale.analysis.law import PARAM_NAMES
 from ctxscale.cli import main
-from ctxscale.law import PARAM_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "points_demo.csv"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from synthetic_results import write_results
 
-from ctxscale.fit import FitSettings, at_bounds
-from ctxscale.results import Inputs, Results
-from ctxscale.tables import _bound_notes, build_table
+from ctxscale.analysis.fit import FitSettings, at_bounds
+from ctxscale.outputs.results import Inputs, Results
+from ctxscale.outputs.tables import _bound_notes, build_table
 
 
 def test_at_bounds_flags_parameters_on_a_search_bound():

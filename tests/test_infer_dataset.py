@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from ctxscale.errors import CtxscaleError
-from ctxscale.infer_dataset import infer_dataset, instances_reason, stale_reason
 from ctxscale.inference.base import Backend, Generation
+from ctxscale.inference.dataset import infer_dataset, instances_reason, stale_reason
 
 CONFIG = {
     "datasets": ["gsm8k"],
@@ -170,7 +170,7 @@ class EchoBackend(Backend):
 
 def test_the_model_is_loaded_once_per_job_and_its_shards_are_written(work, monkeypatch):
     import ctxscale.inference.cli as icli
-    from ctxscale.infer_dataset import SharedModelInfer
+    from ctxscale.inference.dataset import SharedModelInfer
 
     Path("x").mkdir()  # the checkpoint's path
     for k in (0, 2):

@@ -22,7 +22,7 @@ MODEL = {"name": "tiny", "family": "tiny-fam", "n_ctx": 64}
 
 
 def local_score(metric: str, output: str, reference: object) -> float:
-    """A scorer independent of ctxscale.metrics: exact match after stripping."""
+    """A scorer independent of ctxscale.data.metrics: exact match after stripping."""
     assert metric == "exact_match"
     return float(output.strip() == str(reference))
 

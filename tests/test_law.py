@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ctxscale import law
+from ctxscale.analysis import law
 from ctxscale.errors import CtxscaleError
 
 P = {"A": 1.5, "C_c": 1e22, "alpha": 0.4, "B": 1.2, "n_pmt_c": 800.0, "beta": 0.55}

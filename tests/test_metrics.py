@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from ctxscale import metrics
+from ctxscale.data import metrics
+from ctxscale.data.metrics import score
 from ctxscale.errors import CtxscaleError
-from ctxscale.metrics import score
 
 
 @pytest.mark.parametrize(

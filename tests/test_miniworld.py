@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from ctxscale import tasks
 from ctxscale.config import validate_config
+from ctxscale.data import tasks
 from ctxscale.mini import corpus, export, train, world
 from ctxscale.mini import tasks as mini_tasks
 from ctxscale.mini.model import MiniConfig, MiniLM

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ctxscale.aggregate import build_points, build_scores
+from ctxscale.analysis.aggregate import build_points, build_scores
 from ctxscale.cli import main
 from ctxscale.config import validate_config
 

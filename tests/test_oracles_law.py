@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from ctxscale.law import context_agnostic, context_aware, penalty, predict
+from ctxscale.analysis.law import context_agnostic, context_aware, penalty, predict
 
 E = math.e
 

@@ -8,7 +8,7 @@ which only matters above 1e6 (1e-9 x 1e6 = 1e-3).
 
 import pytest
 
-from ctxscale.metrics import last_number, math_equiv, score
+from ctxscale.data.metrics import last_number, math_equiv, score
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,9 @@ from conftest import SNAKEMAKE, run_snakemake
 
 from ctxscale.cli import main
 from ctxscale.config import dump_config, load_configs, merge_configs, validate_config
+from ctxscale.data.prompts_cap import effective_max_new_tokens
+from ctxscale.data.tasks import get_spec, registry
 from ctxscale.errors import CtxscaleError
-from ctxscale.prompts_cap import effective_max_new_tokens
-from ctxscale.tasks import get_spec, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "config.yaml"

@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ctxscale import prompts, tasks
 from ctxscale.cli import main
+from ctxscale.data import prompts, tasks
+from ctxscale.data.tasks import DataOptions, get_spec
 from ctxscale.errors import CtxscaleError
-from ctxscale.tasks import DataOptions, get_spec
 
 PAPER_DATASETS = [
     "gsm8k", "math", "aqua_rat", "piqa", "hellaswag", "arc_easy", "arc_challenge",

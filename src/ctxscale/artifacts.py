@@ -34,7 +34,7 @@ CORRECTED_SCORES = catalog.INPUTS["scores_corrected"].path
 
 def task_of(dataset: str) -> str:
     """The task (arithmetic, common_sense, translation) a dataset belongs to."""
-    from ctxscale.tasks import get_spec  # the task registry is the authority
+    from ctxscale.data.tasks import get_spec  # the task registry is the authority
 
     return str(get_spec(dataset).task)
 

@@ -3,7 +3,7 @@
 An entry names its output, the input files it reads (as ``ctxscale figure/table`` options,
 see :data:`INPUTS`), its caption, its paper counterpart and the dotted name of the function
 that draws or builds it. The workflow (rule inputs, wildcard constraints), the CLI
-(``choices=``), :mod:`ctxscale.artifacts` (targets), :mod:`ctxscale.report` (captions,
+(``choices=``), :mod:`ctxscale.artifacts` (targets), :mod:`ctxscale.outputs.report` (captions,
 paper notes) and the drawing code all read this module. Adding a figure touches its entry
 here and its drawing function, nothing else.
 """
@@ -123,7 +123,7 @@ def lookup(kind: str, name: str) -> Output:
 
 
 def resolve(dotted: str) -> Callable[..., Any]:
-    """``"ctxscale.figures:fig_params"`` -> the function (imported on first use)."""
+    """``"ctxscale.outputs.figures:fig_params"`` -> the function (imported on first use)."""
     module, _, attr = dotted.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -142,7 +142,7 @@ def _figures() -> list[Output]:
     out = [
         Output(
             "fig1_context_agnostic",
-            "ctxscale.figures:fig_context_agnostic",
+            "ctxscale.outputs.figures:fig_context_agnostic",
             ("points", "fit_main", "fit_agnostic"),
             "Context-agnostic vs context-aware fit on the same points: score against prompt "
             "length for the fitted model whose prompts run furthest past its context limit "
@@ -155,7 +155,7 @@ def _figures() -> list[Output]:
         out.append(
             Output(
                 f"fig{2 + k}_contour_{task}",
-                "ctxscale.figures:fig_contour",
+                "ctxscale.outputs.figures:fig_contour",
                 ("points", "fit_main"),
                 f"{task_label(task)}: the fitted law over training compute C and prompt length "
                 f"n_pmt at n_ctx = 8k (or the available n_ctx closest to it), one panel per model "
@@ -171,7 +171,7 @@ def _figures() -> list[Output]:
         out.append(
             Output(
                 f"fig{5 + k}_extrapolation_{task}",
-                "ctxscale.figures:fig_extrapolation",
+                "ctxscale.outputs.figures:fig_extrapolation",
                 ("points", "fit_extrapolation", "config"),
                 f"{task_label(task)}: long-context generalisation at the largest n_ctx; the law "
                 f"fitted on points with n_pmt below the cut-off (open markers), held-out points "
@@ -185,7 +185,7 @@ def _figures() -> list[Output]:
     out += [
         Output(
             "ood_compute",
-            "ctxscale.figures:fig_ood_compute",
+            "ctxscale.outputs.figures:fig_ood_compute",
             ("points", "fit_main", "ood"),
             "Out-of-distribution compute: observed scores (dots) and the law's predictions "
             "(bars) of families the law was not fitted on, across training compute; the fitted "
@@ -197,7 +197,7 @@ def _figures() -> list[Output]:
         ),
         Output(
             "yarn_vs_pi",
-            "ctxscale.figures:fig_yarn_vs_pi",
+            "ctxscale.outputs.figures:fig_yarn_vs_pi",
             ("points", "fit_main", "technique"),
             "Context-extension technique: the model extended by another technique (squares, "
             "dashed prediction) beside the YaRN model of the same size and closest n_ctx (dots, "
@@ -208,7 +208,7 @@ def _figures() -> list[Output]:
         ),
         Output(
             "residuals",
-            "ctxscale.figures:fig_residuals",
+            "ctxscale.outputs.figures:fig_residuals",
             ("points", "fit_main"),
             "Residuals of the main fit against prompt length (top) and context limit (bottom); "
             "open markers are prompts longer than the context limit.",
@@ -216,7 +216,7 @@ def _figures() -> list[Output]:
         ),
         Output(
             "params",
-            "ctxscale.figures:fig_params",
+            "ctxscale.outputs.figures:fig_params",
             ("fit_main",),
             "Fitted parameters of the main fit per task (A, alpha, B, beta; C_c and n_pmt_c are "
             "fixed at reference scales of the data) and the identifiable combinations "
@@ -234,7 +234,7 @@ TABLES: dict[str, Output] = {
     for t in (
         Output(
             "mae",
-            "ctxscale.tables:table_mae",
+            "ctxscale.outputs.tables:table_mae",
             ("points", "fit_main", "fit_extrapolation", "fit_loss_variant", "config"),
             "Mean absolute error per task: in-distribution (main fit on every fitted point; "
             "with --fit-loss-variant also the same fit with the other loss, e.g. absolute "
@@ -244,32 +244,32 @@ TABLES: dict[str, Output] = {
             "paper's extrapolation figures use n_ctx = 128k, where held-out points lie inside "
             "the context limit), 95% bootstrap CI over points.",
             optional=("fit_loss_variant", "config"),
-            cells="ctxscale.tables:cells_mae",
+            cells="ctxscale.outputs.tables:cells_mae",
         ),
         Output(
             "ablation",
-            "ctxscale.tables:table_ablation",
+            "ctxscale.outputs.tables:table_ablation",
             ("points", "fit_main", "fit_no_penalty", "fit_penalty_variant", "config"),
             "Penalty ablation: MAE of the fits with and without the context penalty on "
             "prompts within the context limit, beyond it, and all (the paper reports "
             "arithmetic only); with --fit-penalty-variant also the other penalty form "
             "(centre fitted, or fixed at n_ctx).",
             optional=("fit_penalty_variant", "config"),
-            cells="ctxscale.tables:cells_ablation",
+            cells="ctxscale.outputs.tables:cells_ablation",
         ),
         Output(
             "params",
-            "ctxscale.tables:table_params",
+            "ctxscale.outputs.tables:table_params",
             ("points", "fit_main"),
             "Fitted parameters of the main fit with bootstrap CIs, and the identifiable "
             "combinations log10(A C_c^-alpha) and log10(B n_pmt_c^-beta): A and C_c (B and "
             "n_pmt_c) enter the law only through these, so the fit fixes C_c and n_pmt_c at "
             "reference scales of the data (geometric means) and fits A, alpha, B, beta.",
-            cells="ctxscale.tables:cells_params",
+            cells="ctxscale.outputs.tables:cells_params",
         ),
         Output(
             "metric_check",
-            "ctxscale.tables:table_metric_check",
+            "ctxscale.outputs.tables:table_metric_check",
             ("scores_corrected",),
             "Metric check: the datasets whose original metric cannot score every answer they "
             "ask for (DeepMind's modules: the original's math_equiv scores True/False answers "
@@ -278,7 +278,7 @@ TABLES: dict[str, Output] = {
             "shot count by each metric, and the largest change of one (model, dataset, "
             "n_shots) score. The fits use the original metric, as the paper.",
             optional=(),
-            cells="ctxscale.tables:cells_metric_check",
+            cells="ctxscale.outputs.tables:cells_metric_check",
         ),
     )
 }

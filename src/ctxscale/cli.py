@@ -17,15 +17,15 @@ from ctxscale.errors import CtxscaleError
 # Modules that contribute subcommands, in the order they appear in --help.
 _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.config",
-    "ctxscale.tasks",
+    "ctxscale.data.tasks",
     "ctxscale.mini.cli",
-    "ctxscale.prompts_cap",
+    "ctxscale.data.prompts_cap",
     "ctxscale.inference.cli",
-    "ctxscale.infer_dataset",
-    "ctxscale.aggregate",
-    "ctxscale.fit_cli",
-    "ctxscale.manifest",
-    "ctxscale.render",
+    "ctxscale.inference.dataset",
+    "ctxscale.analysis.aggregate",
+    "ctxscale.analysis.fit_cli",
+    "ctxscale.outputs.manifest",
+    "ctxscale.outputs.render",
 )
 
 

@@ -231,7 +231,8 @@ def expand_datasets(names: list[str]) -> list[str]:
 
     Unknown names are an error listing the known ones.
     """
-    from ctxscale.tasks import registry  # imported here: ctxscale.tasks imports this module
+    # imported here: ctxscale.data.tasks imports this module
+    from ctxscale.data.tasks import registry
 
     known = list(registry())
     out: list[str] = []
@@ -328,9 +329,9 @@ def length_filter(config: dict[str, Any]) -> str:
 
 def resolved_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Per dataset of a validated config: task, aggregation group and the new-token limits."""
-    from ctxscale.aggregate import dataset_group
-    from ctxscale.prompts_cap import effective_max_new_tokens
-    from ctxscale.tasks import get_spec
+    from ctxscale.analysis.aggregate import dataset_group
+    from ctxscale.data.prompts_cap import effective_max_new_tokens
+    from ctxscale.data.tasks import get_spec
 
     cap = config["data"]["max_new_tokens"]
     rows = []

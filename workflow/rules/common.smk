@@ -10,8 +10,9 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from ctxscale import artifacts, catalog, tasks  # noqa: E402
+from ctxscale import artifacts, catalog  # noqa: E402
 from ctxscale.config import config_digest, validate_config, write_config  # noqa: E402
+from ctxscale.data import tasks  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.joblogs import failure_report  # noqa: E402
 from ctxscale.mini import world  # noqa: E402

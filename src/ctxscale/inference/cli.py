@@ -62,8 +62,8 @@ def check_model_runs(name: str, spec: ModelSpec, source: ModelSource) -> None:
 
 
 def get_scorer() -> Scorer:
-    """``ctxscale.metrics.score``, the scorer of every shard."""
-    from ctxscale.metrics import score
+    """``ctxscale.data.metrics.score``, the scorer of every shard."""
+    from ctxscale.data.metrics import score
 
     return score
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ctxscale import prompts
+from ctxscale.data import prompts
+from ctxscale.data.tasks import document_header
 from ctxscale.mini import corpus
-from ctxscale.tasks import document_header
 
 
 def _rng(dataset: str, seed: int) -> np.random.Generator:

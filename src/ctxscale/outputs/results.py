@@ -5,7 +5,7 @@ can declare them): the task-level points table, the four fits, the OOD and techn
 predictions, the manifest and the config. :class:`Inputs` holds those paths; the
 loaders here check them and turn a missing or malformed file into one
 :class:`~ctxscale.errors.CtxscaleError` line. The law itself is never re-implemented
-here: fits are read and evaluated through ``ctxscale.fit`` (``read_fit``,
+here: fits are read and evaluated through ``ctxscale.analysis.fit`` (``read_fit``,
 ``predict_points``).
 """
 
@@ -22,13 +22,13 @@ import pandas as pd
 import yaml
 
 from ctxscale import catalog
-from ctxscale import fit as fitmod
+from ctxscale.analysis import fit as fitmod
+from ctxscale.analysis.law import PARAM_NAMES
+from ctxscale.analysis.points import validate_points
 from ctxscale.catalog import INPUTS
 from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import sha256_file
-from ctxscale.law import PARAM_NAMES
-from ctxscale.points import validate_points
 
 POINT_COLUMNS = ("family", "model", "role", "task", "n_shots", "n_ctx", "N", "C", "n_pmt", "score")
 
@@ -223,7 +223,8 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
 def _check_columns(
     df: pd.DataFrame, path: Path, what: str, extra: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """The points columns present; numbers checked by :func:`ctxscale.points.validate_points`."""
+    """The points columns present; numbers checked by
+    :func:`ctxscale.analysis.points.validate_points`."""
     missing = [c for c in (*POINT_COLUMNS, *extra) if c not in df.columns]
     if missing:
         raise CtxscaleError(f"{what} {path} lacks column(s) {', '.join(missing)}")
@@ -261,7 +262,7 @@ def read_predictions(path: Path, what: str) -> pd.DataFrame:
 
 def read_scores_corrected(path: Path) -> pd.DataFrame:
     """``ctxscale scores``'s corrected-metric table (it may have no rows)."""
-    from ctxscale.aggregate import CORRECTED_COLUMNS
+    from ctxscale.analysis.aggregate import CORRECTED_COLUMNS
 
     df = _read_csv(path, "corrected-metric scores")
     missing = [c for c in CORRECTED_COLUMNS if c not in df.columns]
@@ -289,9 +290,9 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-# -- fits, read and evaluated through ctxscale.fit ---------------------------------------
+# -- fits, read and evaluated through ctxscale.analysis.fit ---------------------------------------
 def read_fit(path: Path) -> dict[str, Any]:
-    """Read a fit JSON through ``ctxscale.fit.read_fit`` (one line if it is malformed)."""
+    """Read a fit JSON through ``ctxscale.analysis.fit.read_fit`` (one line if it is malformed)."""
     return fitmod.read_fit(path)
 
 

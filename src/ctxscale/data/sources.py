@@ -10,7 +10,7 @@ without materialising a 40M-row training split.
 * ``local``: ``{local_dir}/{dataset}/{split}.jsonl`` or ``.parquet`` (air-gapped clusters);
   every record must carry the fields the registry entry reads, else a one-line error names
   the file, the row and the field.
-* ``generate``: DeepMind Mathematics modules only, via :mod:`ctxscale.dm_math`.
+* ``generate``: DeepMind Mathematics modules only, via :mod:`ctxscale.data.dm_math`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The paper's figures (and diagnostics), drawn from the workflow's results files.
 
-Each figure is a function of a :class:`~ctxscale.results.Results` returning a
+Each figure is a function of a :class:`~ctxscale.outputs.results.Results` returning a
 matplotlib figure; :mod:`ctxscale.catalog` names each with the inputs it needs, and
 :func:`save_figure` writes PDF and PNG byte-identically on every run (no timestamps,
 fixed software tag, fixed hash salt and dpi). The law is evaluated only through the
-fits' ``predict_points`` (``ctxscale.fit``), never re-implemented here.
+fits' ``predict_points`` (``ctxscale.analysis.fit``), never re-implemented here.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ctxscale import catalog  # noqa: E402
 from ctxscale.catalog import task_label, task_order  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.fileio import atomic_write  # noqa: E402
-from ctxscale.results import Results, fit_identifiable, fit_parameters  # noqa: E402
+from ctxscale.outputs.results import Results, fit_identifiable, fit_parameters  # noqa: E402
 
 DPI = 200
 COLUMN_WIDTH = 3.3  # inches, one column of a two-column paper

@@ -225,10 +225,10 @@ def generate_splits(
     if os.environ.get("PYTHONHASHSEED") == "0":
         return _generate_request(request)
     env = dict(os.environ, PYTHONHASHSEED="0")
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        [sys.executable, "-m", "ctxscale.dm_math"],
+        [sys.executable, "-m", "ctxscale.data.dm_math"],
         input=json.dumps(request),
         capture_output=True,
         text=True,

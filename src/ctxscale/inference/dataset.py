@@ -33,8 +33,8 @@ from typing import Any
 from ctxscale import artifacts
 from ctxscale.config import config_digest, load_config
 from ctxscale.errors import CtxscaleError
-from ctxscale.manifest import write_manifest
 from ctxscale.models import ModelSpec, model_by_name
+from ctxscale.outputs.manifest import write_manifest
 
 # Settings line keys that must equal the prompts file's own values.
 _PROMPT_KEYS = ("dataset", "task", "n_shots", "seed", "metric", "max_new_tokens", "stop")

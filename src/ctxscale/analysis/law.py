@@ -33,7 +33,7 @@ The penalty has no fitted parameters; it is a named choice (see :data:`PENALTIES
 The context-agnostic baseline (the paper's Figure 1 comparison) keeps only the compute
 term: ``P(C) = 1 - exp(-A (C / C_c)^alpha)``.
 
-The fit (:mod:`ctxscale.fit`) searches the law in its own coordinates: ``theta = (log10 A,
+The fit (:mod:`ctxscale.analysis.fit`) searches the law in its own coordinates: ``theta = (log10 A,
 alpha, log10 B, beta)`` at fixed reference scales C_c and n_pmt_c, plus ``(log10 centre,
 log10 width)`` for a fitted penalty. :func:`predict_fit` evaluates the law there and
 :func:`jacobian_fit` is its analytic derivative; both live here, beside the law.

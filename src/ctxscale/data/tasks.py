@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ctxscale import metrics, prompts, sources
 from ctxscale.catalog import TASKS
 from ctxscale.config import BYTES_DIV_4, default, load_config, load_configs
+from ctxscale.data import metrics, prompts, sources
+from ctxscale.data.prompts_cap import capped
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
-from ctxscale.prompts_cap import capped
 
 N_SHOTS_GRID = (0, 1, 3, 7, 15, 31, 63, 127, 255, 511)
 # The config schema's defaults (ctxscale.config.default): seed, data.max_instances,
@@ -283,7 +283,7 @@ class DataOptions:
 
 @lru_cache(maxsize=64)
 def _generated(module: str, n_train: int, n_test: int, seed: int, lo: float, hi: float) -> dict:
-    from ctxscale import dm_math
+    from ctxscale.data import dm_math
 
     return dm_math.generate_splits([module], n_train, n_test, seed, (lo, hi))[module]
 
@@ -573,7 +573,7 @@ def scale_configs(scale: str) -> list[Path]:
     if scale not in SCALE_CONFIGS:
         raise CtxscaleError(f"unknown scale {scale!r}; known scales: {', '.join(SCALE_CONFIGS)}")
     names = SCALE_CONFIGS[scale]
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
         if all((root / name).is_file() for name in names):
             return [root / name for name in names]
     raise CtxscaleError(

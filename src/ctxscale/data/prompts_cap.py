@@ -34,7 +34,7 @@ def capped(doc: dict[str, Any], cap: int | None, where: str = "prompts file") ->
 
 def cap_prompts(src: str | Path, out: str | Path, cap: int) -> bool:
     """Write prompts file ``src`` to ``out`` with the cap applied; True when it lowered it."""
-    from ctxscale.tasks import write_json
+    from ctxscale.data.tasks import write_json
 
     src = Path(src)
     try:

@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from ctxscale import artifacts, metrics, tasks
+from ctxscale import artifacts
 from ctxscale.config import default, load_config
+from ctxscale.data import metrics, tasks
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
 from ctxscale.models import ModelSpec

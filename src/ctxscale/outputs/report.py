@@ -20,10 +20,10 @@ import matplotlib.pyplot as plt
 
 from ctxscale.catalog import FIGURES, TABLES
 from ctxscale.errors import CtxscaleError
-from ctxscale.figures import ctx_label, draw_figure, figure_bytes, size_label
 from ctxscale.fileio import sha256_file
-from ctxscale.results import Results
-from ctxscale.tables import build_table, markdown_table, paper_results, table_cells
+from ctxscale.outputs.figures import ctx_label, draw_figure, figure_bytes, size_label
+from ctxscale.outputs.results import Results
+from ctxscale.outputs.tables import build_table, markdown_table, paper_results, table_cells
 
 
 @dataclass

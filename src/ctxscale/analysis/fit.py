@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import differential_evolution, least_squares, minimize
 
-from ctxscale import law as lawmod
+from ctxscale.analysis import law as lawmod
+from ctxscale.analysis.points import validate_points
 from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
 from ctxscale.fileio import atomic_write
-from ctxscale.points import validate_points
 
 #: Loss names: mean squared error, mean absolute error, mean Huber loss.
 LOSSES: tuple[str, ...] = ("squared", "absolute", "huber")

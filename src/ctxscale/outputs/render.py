@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ctxscale import catalog
-from ctxscale.results import INPUT_OPTIONS, Inputs, Results, option_flag
+from ctxscale.outputs.results import INPUT_OPTIONS, Inputs, Results, option_flag
 
 FIGURE_NAMES = tuple(catalog.FIGURES)
 TABLE_NAMES = tuple(catalog.TABLES)
@@ -50,7 +50,7 @@ class _Kind(NamedTuple):
 _KINDS = {
     "figure": _Kind(
         catalog.FIGURES,
-        "ctxscale.figures:render_figure",
+        "ctxscale.outputs.figures:render_figure",
         "render one figure (PDF and PNG)",
         "Render one figure as PDF and PNG (byte-identical on every run).",
         "output path, figures/NAME.pdf (.png beside)",
@@ -58,7 +58,7 @@ _KINDS = {
     ),
     "table": _Kind(
         catalog.TABLES,
-        "ctxscale.tables:render_table",
+        "ctxscale.outputs.tables:render_table",
         "write one table (CSV and Markdown)",
         "Write one table as CSV (fixed float format) and Markdown.",
         "output path, results/tables/NAME.csv (.md beside)",
@@ -76,7 +76,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ctxscale.report import write_report
+    from ctxscale.outputs.report import write_report
 
     res = Results(Inputs.from_args(args), "report")
     figures_dir = Path(args.figures_dir) if args.figures_dir else None

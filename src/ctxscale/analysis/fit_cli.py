@@ -15,10 +15,8 @@ import sys
 from pathlib import Path
 
 from ctxscale import artifacts
-from ctxscale import law as lawmod
-from ctxscale.config import default, load_config
-from ctxscale.errors import CtxscaleError
-from ctxscale.fit import (
+from ctxscale.analysis import law as lawmod
+from ctxscale.analysis.fit import (
     DEFAULT_BOUNDS,
     DEFAULT_CI_LEVEL,
     DEFAULT_HUBER_DELTA,
@@ -30,7 +28,15 @@ from ctxscale.fit import (
     predict_points,
     read_fit,
 )
-from ctxscale.points import apply_where, load_points, parse_where, read_table, validate_points
+from ctxscale.analysis.points import (
+    apply_where,
+    load_points,
+    parse_where,
+    read_table,
+    validate_points,
+)
+from ctxscale.config import default, load_config
+from ctxscale.errors import CtxscaleError
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

@@ -19,10 +19,10 @@ import pandas as pd
 import yaml
 
 from ctxscale import catalog
+from ctxscale.analysis.law import PARAM_NAMES
 from ctxscale.catalog import task_order
 from ctxscale.errors import CtxscaleError
-from ctxscale.law import PARAM_NAMES
-from ctxscale.results import (
+from ctxscale.outputs.results import (
     Results,
     fit_identifiable,
     fit_parameters,
