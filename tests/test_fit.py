@@ -280,3 +280,57 @@ def test_jacobian_matches_finite_differences():
             step[k] = eps
             fd = (problem.predict(theta + step) - problem.predict(theta - step)) / (2 * eps)
             assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, k)
+
+
+def test_floor_jacobian_matches_finite_differences():
+    from ctxscale.analysis.fit import _Problem
+
+    df = _shifted_points(centre=2.0, width=0.4)
+    cols = [df[c].to_numpy(float) for c in ("C", "n_pmt", "n_ctx", "score")]
+    for penalty, theta in (
+        ("log_sigmoid", np.array([0.2, 0.5, -0.1, 0.6, 0.15])),
+        ("log_sigmoid_fitted", np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4, 0.15])),
+    ):
+        problem = _Problem(*cols, 1e22, 800.0, FitSettings(penalty=penalty, floor=True))
+        jac = problem.jacobian(theta)
+        assert jac.shape == (len(df), len(theta))
+        eps = 1e-6
+        for k in range(len(theta)):
+            step = np.zeros_like(theta)
+            step[k] = eps
+            fd = (problem.predict(theta + step) - problem.predict(theta - step)) / (2 * eps)
+            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, k)
+
+
+def test_floor_variant_recovers_a_planted_floor():
+    """Scores that never fall below 0.2 (written from the formula here, not the package's
+    law): the floor fit finds 0.2 and fits to the noise; the paper's form cannot."""
+    from scipy.special import expit
+
+    rng = np.random.default_rng(7)
+    C = np.repeat(np.geomspace(1e21, 1e23, 6), 12)
+    n_pmt = np.tile(np.geomspace(20, 16000, 12), 6)
+    n_ctx = np.full_like(C, 4096.0)
+    A, C_c, alpha, B, n_pmt_c, beta = 1.5, 1e22, 0.8, 1.2, 800.0, 0.55
+    core = (
+        (1 - np.exp(-A * (C / C_c) ** alpha))
+        * (1 - np.exp(-B * (n_pmt / n_pmt_c) ** beta))
+        * expit(-np.log(n_pmt / n_ctx) / 0.1)
+    )
+    score = 0.2 + 0.8 * core + rng.normal(0, 0.005, C.size)
+    df = pd.DataFrame(
+        {"task": "t", "model": "m", "C": C, "n_pmt": n_pmt, "n_ctx": n_ctx, "score": score}
+    )
+    paper = fit_table(df, n_jobs=1).tasks["t"]
+    floored = fit_table(df, floor=True, n_jobs=1)
+    t = floored.tasks["t"]
+    assert t.floor == pytest.approx(0.2, abs=0.01)
+    assert t.identifiable["floor"] == t.floor
+    assert t.mae < 0.006 and paper.mae > 2 * t.mae
+    doc = floored.to_dict()
+    assert doc["settings"]["floor"] is True and doc["tasks"]["t"]["floor"] == t.floor
+    # predictions from FIT.json carry the floor
+    pred = predict_points(doc, df)
+    assert np.mean(np.abs(pred - df["score"])) == pytest.approx(t.mae, rel=1e-9)
+    # the paper's form writes no floor at all
+    assert "floor" not in fit_table(df, n_jobs=1).to_dict()["settings"]

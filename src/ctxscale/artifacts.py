@@ -22,6 +22,7 @@ FITS = (
     "no_penalty",
     "penalty_variant",
     "loss_variant",
+    "floor_variant",
     "extrapolation",
     "context_agnostic",
 )
@@ -193,6 +194,7 @@ def fit_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
         "no_penalty": {"penalty": "none"},
         "penalty_variant": {"penalty": penalty_variant(fit["penalty"])},
         "loss_variant": {**penalty, "loss": loss_variant(fit["loss"])},
+        "floor_variant": {**penalty, "floor": True},
         "extrapolation": {**penalty, "holdout_npmt": float(fit["holdout_npmt"])},
         "context_agnostic": {"law": "context_agnostic"},
     }

@@ -60,6 +60,11 @@ INPUTS: dict[str, Input] = {
         "the main fit with the other loss: absolute if the main fit's is squared, else "
         "squared (results/fits/loss_variant.json)",
     ),
+    "fit_floor_variant": Input(
+        "results/fits/floor_variant.json",
+        "the main fit's law with a fitted floor, floor + (1 - floor) P: a variant beside the "
+        "paper's form (results/fits/floor_variant.json)",
+    ),
     "fit_extrapolation": Input(
         "results/fits/extrapolation.json",
         "fit on n_pmt below the hold-out cut-off (results/fits/extrapolation.json)",
@@ -235,7 +240,14 @@ TABLES: dict[str, Output] = {
         Output(
             "mae",
             "ctxscale.outputs.tables:table_mae",
-            ("points", "fit_main", "fit_extrapolation", "fit_loss_variant", "config"),
+            (
+                "points",
+                "fit_main",
+                "fit_extrapolation",
+                "fit_loss_variant",
+                "fit_floor_variant",
+                "config",
+            ),
             "Mean absolute error per task: in-distribution (main fit on every fitted point; "
             "with --fit-loss-variant also the same fit with the other loss, e.g. absolute "
             "error, which the MAE itself measures) "
@@ -243,7 +255,7 @@ TABLES: dict[str, Output] = {
             "held-out points of every model, and of the longest-context model alone: the "
             "paper's extrapolation figures use n_ctx = 128k, where held-out points lie inside "
             "the context limit), 95% bootstrap CI over points.",
-            optional=("fit_loss_variant", "config"),
+            optional=("fit_loss_variant", "fit_floor_variant", "config"),
             cells="ctxscale.outputs.tables:cells_mae",
         ),
         Output(

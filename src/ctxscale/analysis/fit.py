@@ -62,6 +62,8 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     # the fitted penalty (log_sigmoid_fitted): centre in units of n_ctx, width in log units
     "log10_penalty_centre": (-0.5, 1.0),
     "log10_penalty_width": (-2.0, 0.5),
+    # the floor variant: the score without the ability (guessing, copying from the context)
+    "floor": (0.0, 0.5),
 }
 #: Extra free parameters of a fitted penalty.
 _PENALTY_FREE = ("log10_penalty_centre", "log10_penalty_width")
@@ -111,6 +113,8 @@ class FitSettings:
     bootstrap: int = 0
     ci_level: float = DEFAULT_CI_LEVEL
     holdout_npmt: float | None = None
+    #: Fit a floor, ``floor + (1 - floor) P`` (a variant beside the paper's form).
+    floor: bool = False
     bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
 
     def check(self) -> None:
@@ -136,9 +140,8 @@ class FitSettings:
 
     @property
     def free_names(self) -> tuple[str, ...]:
-        if self.fitted_penalty:
-            return _FREE[self.law] + _PENALTY_FREE
-        return _FREE[self.law]
+        names = _FREE[self.law] + (_PENALTY_FREE if self.fitted_penalty else ())
+        return names + (("floor",) if self.floor else ())
 
     @property
     def fitted_penalty(self) -> bool:
@@ -160,6 +163,7 @@ class FitSettings:
             "seed": self.seed,
             "bootstrap": {"n_resamples": self.bootstrap, "ci_level": self.ci_level},
             "holdout_npmt": self.holdout_npmt,
+            **({"floor": True} if self.floor else {}),
             "bounds": {k: list(self.bounds[k]) for k in self.free_names},
             "differential_evolution": DE_SETTINGS,
             "local": LOCAL_SETTINGS[self.loss],
@@ -191,6 +195,7 @@ class _Problem:
             settings.law,
             settings.effective_penalty,
             settings.penalty_width,
+            settings.floor,
         )
         self.y = np.asarray(score, dtype=float)
         self.loss = settings.loss
@@ -318,15 +323,28 @@ def _identifiable_from_theta(
     if law == "context_aware":
         ident["log10_B_n_pmt_c"] = float(theta[2]) - float(theta[3]) * math.log10(n_pmt_ref)
         ident["beta"] = float(theta[3])
-    ident.update(_penalty_from_theta(theta))
+    ident.update(_penalty_from_theta(theta, law))
+    ident.update(_floor_from_theta(theta, law))
     return ident
 
 
-def _penalty_from_theta(theta: np.ndarray) -> dict[str, float]:
+def _penalty_from_theta(theta: np.ndarray, law: str) -> dict[str, float]:
     """A fitted penalty's centre (x n_ctx) and width (log units); empty when fixed."""
-    if len(theta) <= 4:
+    k = len(_FREE[law])
+    if len(theta) < k + 2:
         return {}
-    return {"penalty_centre": 10.0 ** float(theta[4]), "penalty_width": 10.0 ** float(theta[5])}
+    return {
+        "penalty_centre": 10.0 ** float(theta[k]),
+        "penalty_width": 10.0 ** float(theta[k + 1]),
+    }
+
+
+def _floor_from_theta(theta: np.ndarray, law: str) -> dict[str, float]:
+    """A fitted floor (the last free parameter); empty when the law has none."""
+    k = len(_FREE[law])
+    if len(theta) in (k + 1, k + 3):
+        return {"floor": float(theta[-1])}
+    return {}
 
 
 #: A free parameter within this fraction of its search range of a bound is "at the bound".
@@ -379,6 +397,7 @@ class TaskFit:
     ci: dict[str, Any] | None = None
     holdout: dict[str, Any] | None = None
     at_bound: dict[str, str] = field(default_factory=dict)
+    floor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -396,6 +415,8 @@ class TaskFit:
             out["holdout"] = self.holdout
         if self.penalty is not None:
             out["penalty"] = self.penalty
+        if self.floor is not None:
+            out["floor"] = self.floor
         return out
 
 
@@ -595,7 +616,8 @@ def fit_task(
                 ),
             }
 
-    fitted_pen = _penalty_from_theta(theta)
+    fitted_pen = _penalty_from_theta(theta, settings.law)
+    floor = _floor_from_theta(theta, settings.law).get("floor")
     holdout = None
     if settings.holdout_npmt is not None:
         h_pred = lawmod.predict(
@@ -607,6 +629,7 @@ def fit_task(
             penalty_name=settings.effective_penalty,
             width=fitted_pen.get("penalty_width", settings.penalty_width),
             centre=fitted_pen.get("penalty_centre", 1.0),
+            floor=floor or 0.0,
         )
         h_res = held_rows["score"].to_numpy(dtype=float) - h_pred
         holdout = {
@@ -641,6 +664,7 @@ def fit_task(
         ci=ci,
         holdout=holdout,
         at_bound=at_bounds(theta, settings),
+        floor=floor,
     )
 
 
@@ -724,5 +748,6 @@ def predict_points(
             penalty_name=pen,
             width=float(fitted.get("penalty_width", width)),
             centre=float(fitted.get("penalty_centre", 1.0)),
+            floor=float(fit["tasks"][name].get("floor", 0.0)),
         )
     return out

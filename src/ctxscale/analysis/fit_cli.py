@@ -109,6 +109,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         help="fit on n_pmt < X only; report MAE on the held-out rest",
     )
     p.add_argument(
+        "--floor",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also fit a floor: floor + (1 - floor) x the law (a variant beside the paper's "
+        "form, for scores that do not fall to 0)",
+    )
+    p.add_argument(
         "--bound",
         action="append",
         default=[],
@@ -169,6 +177,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     if args.config:
         fields.update(artifacts.fit_settings(load_config(args.config), args.variant or "main"))
     flags = ("law", "penalty", "penalty_width", "loss", "seed", "bootstrap", "holdout_npmt")
+    flags += ("floor",)
     fields.update({k: getattr(args, k) for k in flags if getattr(args, k) is not None})
     bounds = {**DEFAULT_BOUNDS, **fields.pop("bounds", {}), **parse_bounds(args.bound)}
     settings = FitSettings(

@@ -33,6 +33,10 @@ The penalty has no fitted parameters; it is a named choice (see :data:`PENALTIES
 The context-agnostic baseline (the paper's Figure 1 comparison) keeps only the compute
 term: ``P(C) = 1 - exp(-A (C / C_c)^alpha)``.
 
+A fitted ``floor`` (a variant, not the paper's form) lifts either law to
+``floor + (1 - floor) P``: the score a model reaches without the ability the law
+describes (guessing, copying an answer from the context), which the product form puts at 0.
+
 The fit (:mod:`ctxscale.analysis.fit`) searches the law in its own coordinates: ``theta = (log10 A,
 alpha, log10 B, beta)`` at fixed reference scales C_c and n_pmt_c, plus ``(log10 centre,
 log10 width)`` for a fitted penalty. :func:`predict_fit` evaluates the law there and
@@ -160,13 +164,21 @@ def context_aware(
     penalty_name: str = DEFAULT_PENALTY,
     width: float = DEFAULT_PENALTY_WIDTH,
     centre: float = 1.0,
+    floor: float = 0.0,
 ) -> np.ndarray:
-    """The paper's context-aware law, broadcast over C, n_pmt and n_ctx."""
-    return (
+    """The paper's context-aware law, broadcast over C, n_pmt and n_ctx (``floor`` 0 is the
+    paper's form)."""
+    p = (
         compute_term(C, A, C_c, alpha)
         * context_term(n_pmt, B, n_pmt_c, beta)
         * penalty(n_pmt, n_ctx, penalty_name, width, centre)
     )
+    return with_floor(p, floor)
+
+
+def with_floor(p: np.ndarray, floor: float) -> np.ndarray:
+    """``floor + (1 - floor) p``; exactly ``p`` when the floor is 0."""
+    return p if floor == 0.0 else floor + (1.0 - floor) * p
 
 
 def context_agnostic(C, A: float, C_c: float, alpha: float) -> np.ndarray:
@@ -183,13 +195,14 @@ def predict(
     penalty_name: str = DEFAULT_PENALTY,
     width: float = DEFAULT_PENALTY_WIDTH,
     centre: float = 1.0,
+    floor: float = 0.0,
 ) -> np.ndarray:
-    """Evaluate ``law`` with a parameter dict keyed by :data:`PARAM_NAMES`."""
+    """Evaluate ``law`` with a parameter dict keyed by :data:`PARAM_NAMES` (and a fitted
+    ``floor``, 0 in the paper's form)."""
     check_law(law)
     if law == "context_agnostic":
-        return context_agnostic(C, params["A"], params["C_c"], params["alpha"]) * np.ones(
-            np.broadcast(np.asarray(C), np.asarray(n_pmt)).shape
-        )
+        p = context_agnostic(C, params["A"], params["C_c"], params["alpha"])
+        return with_floor(p, floor) * np.ones(np.broadcast(np.asarray(C), np.asarray(n_pmt)).shape)
     return context_aware(
         C,
         n_pmt,
@@ -203,6 +216,7 @@ def predict(
         penalty_name=penalty_name,
         width=width,
         centre=centre,
+        floor=floor,
     )
 
 
@@ -216,7 +230,8 @@ class FitCoords:
 
     ``u = log(C / C_ref)``, ``v = log(n_pmt / n_pmt_ref)``, ``r = log(n_pmt / n_ctx)``;
     ``pen`` is the fixed penalty at each point (unused when ``fitted_penalty``: then
-    ``theta[4:6]`` are the penalty's log10 centre and log10 width).
+    ``theta[4:6]`` are the penalty's log10 centre and log10 width). With ``floor`` the last
+    entry of theta is the floor.
     """
 
     u: np.ndarray
@@ -225,6 +240,7 @@ class FitCoords:
     pen: np.ndarray
     agnostic: bool = False
     fitted_penalty: bool = False
+    floor: bool = False
 
     @classmethod
     def of(
@@ -237,6 +253,7 @@ class FitCoords:
         law: str = "context_aware",
         penalty_name: str = DEFAULT_PENALTY,
         width: float = DEFAULT_PENALTY_WIDTH,
+        floor: bool = False,
     ) -> FitCoords:
         return cls(
             u=np.log(C) - math.log(C_ref),
@@ -245,6 +262,7 @@ class FitCoords:
             pen=penalty(n_pmt, n_ctx, penalty_name, width),
             agnostic=law == "context_agnostic",
             fitted_penalty=penalty_name in FITTED_PENALTIES,
+            floor=floor,
         )
 
 
@@ -267,11 +285,19 @@ def predict_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
     else:
         g = saturating_from_log(_LN10 * t[2][:, None] + t[3][:, None] * x.v[None, :])
         pred = f * g * _fit_penalty(t, x)
+    if x.floor:
+        pred = t[-1][:, None] + (1.0 - t[-1][:, None]) * pred
     return pred if batch else pred[0]
 
 
 def jacobian_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
     """d predict_fit / d theta at one theta, shape (n, k)."""
+    if x.floor:
+        # pred = floor + (1 - floor) core: the core's columns scaled, and d/d floor = 1 - core
+        inner = FitCoords(x.u, x.v, x.r, x.pen, x.agnostic, x.fitted_penalty)
+        floor = float(theta[-1])
+        core = predict_fit(theta[:-1], inner)
+        return np.column_stack([(1.0 - floor) * jacobian_fit(theta[:-1], inner), 1.0 - core])
     la = _LN10 * theta[0] + theta[1] * x.u
     xa = np.exp(np.minimum(la, _MAX_LOG_TERM))
     f = -np.expm1(-xa)

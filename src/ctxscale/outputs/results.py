@@ -46,6 +46,7 @@ class Inputs:
     fit_no_penalty: Path | None = None
     fit_penalty_variant: Path | None = None
     fit_loss_variant: Path | None = None
+    fit_floor_variant: Path | None = None
     fit_extrapolation: Path | None = None
     fit_agnostic: Path | None = None
     ood: Path | None = None

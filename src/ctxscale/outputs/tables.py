@@ -83,6 +83,7 @@ def table_mae(res: Results) -> pd.DataFrame:
     if res.inputs.fit_loss_variant is not None:
         other = res.predicted("fit_loss_variant")
         other_setting = f"in_distribution_{res.fit('fit_loss_variant')['settings']['loss']}_loss"
+    floor = res.predicted("fit_floor_variant") if res.inputs.fit_floor_variant else None
     rows = []
     for task in task_order(set(main["task"]) | set(extra["task"])):
         held = extra[(extra["task"] == task) & (extra["n_pmt"] >= cutoff)]
@@ -92,6 +93,8 @@ def table_mae(res: Results) -> pd.DataFrame:
         settings = [("in_distribution", fitted, fitted)]
         if other is not None:
             settings.append((other_setting, other[other["task"] == task], fitted))
+        if floor is not None:
+            settings.append(("in_distribution_floor", floor[floor["task"] == task], fitted))
         settings += [("extrapolation", held, seen), ("extrapolation_longest_ctx", longest, seen)]
         for setting, df, known in settings:
             err = (df["score"] - df["predicted"]).abs().to_numpy()
@@ -265,6 +268,7 @@ SETTING_LABELS = {
     "in_distribution_absolute_loss": "in-distribution, absolute-loss fit",
     "in_distribution_squared_loss": "in-distribution, squared-loss fit",
     "in_distribution_huber_loss": "in-distribution, Huber-loss fit",
+    "in_distribution_floor": "in-distribution, with a fitted floor (variant)",
     "extrapolation": "extrapolation (every model)",
     "extrapolation_longest_ctx": "extrapolation (longest n_ctx only)",
 }
