@@ -22,6 +22,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "ctxscale.data.prompts_cap",
     "ctxscale.inference.cli",
     "ctxscale.inference.dataset",
+    "ctxscale.inference.plan",
     "ctxscale.analysis.aggregate",
     "ctxscale.analysis.fit_cli",
     "ctxscale.outputs.manifest",
