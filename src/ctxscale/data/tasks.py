@@ -567,6 +567,22 @@ SCALE_CONFIGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def add_scale_args(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """``--scale NAME`` or ``--config FILE...``: which config files a command reads."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--scale",
+        default=default("scale"),
+        help="the workflow's config files of a scale: "
+        + "; ".join(f"{k} = {' + '.join(v)}" for k, v in SCALE_CONFIGS.items())
+        + " (default: %(default)s)",
+    )
+    which.add_argument(
+        "--config", nargs="+", metavar="FILE", help="these config files (merged in order)"
+    )
+    return which
+
+
 def scale_configs(scale: str) -> list[Path]:
     """The config files of a scale, in the current directory or else the source checkout
     this package runs from (the repository's root)."""
@@ -879,17 +895,7 @@ def add_cli(subparsers: Any) -> None:
         "datasets and data.max_instances), from the workflow's config files of a scale "
         "or from the config files given.",
     )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--scale",
-        default=default("scale"),
-        help="the workflow's config files of a scale: "
-        + "; ".join(f"{k} = {' + '.join(v)}" for k, v in SCALE_CONFIGS.items())
-        + " (default: %(default)s)",
-    )
-    which.add_argument(
-        "--config", nargs="+", metavar="FILE", help="these config files (merged in order)"
-    )
+    add_scale_args(p)
     p.set_defaults(func=_cmd_count)
 
     p = subparsers.add_parser("prepare", help="write results/prompts/{dataset}/{n_shots}.json")

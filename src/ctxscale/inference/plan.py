@@ -51,7 +51,7 @@ import numpy as np
 import yaml
 
 from ctxscale.artifacts import PROMPTS, prompts_for
-from ctxscale.config import BYTES_DIV_4, default, load_configs
+from ctxscale.config import BYTES_DIV_4, load_configs
 from ctxscale.errors import CtxscaleError
 from ctxscale.models import ModelSpec, models_from_config
 
@@ -637,7 +637,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def add_cli(subparsers: Any) -> None:
     """``ctxscale plan``."""
-    from ctxscale.data.tasks import SCALE_CONFIGS
+    from ctxscale.data.tasks import add_scale_args
 
     p = subparsers.add_parser(
         "plan",
@@ -646,17 +646,7 @@ def add_cli(subparsers: Any) -> None:
         "config runs, and estimate its H100 GPU-hours from rates measured on one H100 "
         "(ctxscale/data/gpu_rates.yaml). Prints a Markdown table.",
     )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--scale",
-        default=default("scale"),
-        help="the workflow's config files of a scale: "
-        + "; ".join(f"{k} = {' + '.join(v)}" for k, v in SCALE_CONFIGS.items())
-        + " (default: %(default)s)",
-    )
-    which.add_argument(
-        "--config", nargs="+", metavar="FILE", help="these config files (merged in order)"
-    )
+    add_scale_args(p)
     p.add_argument(
         "--prompts-root",
         default=PROMPTS,
