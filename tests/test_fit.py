@@ -268,30 +268,13 @@ def test_jacobian_matches_finite_differences():
 
     df = _shifted_points(centre=2.0, width=0.4)
     cols = [df[c].to_numpy(float) for c in ("C", "n_pmt", "n_ctx", "score")]
-    for penalty, theta in (
-        ("log_sigmoid", np.array([0.2, 0.5, -0.1, 0.6])),
-        ("log_sigmoid_fitted", np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4])),
+    for penalty, floor, theta in (
+        ("log_sigmoid", False, np.array([0.2, 0.5, -0.1, 0.6])),
+        ("log_sigmoid_fitted", False, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4])),
+        ("log_sigmoid", True, np.array([0.2, 0.5, -0.1, 0.6, 0.15])),
+        ("log_sigmoid_fitted", True, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4, 0.15])),
     ):
-        problem = _Problem(*cols, 1e22, 800.0, FitSettings(penalty=penalty))
-        jac = problem.jacobian(theta)
-        eps = 1e-6
-        for k in range(len(theta)):
-            step = np.zeros_like(theta)
-            step[k] = eps
-            fd = (problem.predict(theta + step) - problem.predict(theta - step)) / (2 * eps)
-            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, k)
-
-
-def test_floor_jacobian_matches_finite_differences():
-    from ctxscale.analysis.fit import _Problem
-
-    df = _shifted_points(centre=2.0, width=0.4)
-    cols = [df[c].to_numpy(float) for c in ("C", "n_pmt", "n_ctx", "score")]
-    for penalty, theta in (
-        ("log_sigmoid", np.array([0.2, 0.5, -0.1, 0.6, 0.15])),
-        ("log_sigmoid_fitted", np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4, 0.15])),
-    ):
-        problem = _Problem(*cols, 1e22, 800.0, FitSettings(penalty=penalty, floor=True))
+        problem = _Problem(*cols, 1e22, 800.0, FitSettings(penalty=penalty, floor=floor))
         jac = problem.jacobian(theta)
         assert jac.shape == (len(df), len(theta))
         eps = 1e-6
@@ -299,7 +282,7 @@ def test_floor_jacobian_matches_finite_differences():
             step = np.zeros_like(theta)
             step[k] = eps
             fd = (problem.predict(theta + step) - problem.predict(theta - step)) / (2 * eps)
-            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, k)
+            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, floor, k)
 
 
 def test_floor_variant_recovers_a_planted_floor():
