@@ -41,9 +41,12 @@ trap stop_slurm EXIT
 
 # The end-to-end runs come first: they fetch the real models into cache/, which the
 # real-model tests of the suite then use.
+mini_run=()
 if [ "${CTXSCALE_E2E:-1}" != 0 ]; then
   step "end-to-end run twice from clean (workflow/presets/ci.yaml)"
-  bash scripts/e2e.sh workflow/presets/ci.yaml
+  E2E_DIR=$(mktemp -d)
+  E2E_DIR=$E2E_DIR bash scripts/e2e.sh workflow/presets/ci.yaml
+  mini_run=(--mini-run "$E2E_DIR/run1")  # its miniature models also run under vLLM
 fi
 
 # The whole suite, slow tests included: `snakemake --lint` (test_lint_is_clean) and the
@@ -58,7 +61,7 @@ CTXSCALE_FETCH_MODELS=1 python -m pytest -q
 if [ "${CTXSCALE_VLLM:-1}" != 0 ]; then
   step "vllm backend on this machine (scripts/setup_vllm.sh, scripts/check_vllm.py)"
   bash scripts/setup_vllm.sh
-  python scripts/check_vllm.py
+  python scripts/check_vllm.py "${mini_run[@]}"
 fi
 
 step "all checks passed"

@@ -16,7 +16,13 @@ scripts/setup_vllm.sh makes), both greedy in float32, in three cases:
   original's unscaled route (``max_position_embeddings`` raised to max_model_len).
 
 Each case requires the same output for every instance (transformers computes rotary
-angles for any position). Then the vllm shard of the first case must come back
+angles for any position).
+
+With ``--mini-run DIR`` (a finished default-scale run, e.g. the end-to-end run of
+scripts/check.sh), the miniature world's gated-GELU Llama checkpoints run through vLLM too
+(ctxscale's ``ctxscale_models`` plugin): the base model past its n_ctx and its 8x YaRN
+extension past vLLM's own YaRN table, on prompts of that run, each shard compared with the
+transformers shard the run wrote. Then the vllm shard of the first case must come back
 byte-identical three more ways: run again from nothing; resumed from a partial file that a
 kill left (its first records and a torn line); and resumed after the job's whole process
 group was killed with SIGKILL while it generated. Prints the times and the device vLLM ran on;
@@ -104,10 +110,59 @@ def records(path: Path) -> tuple[dict, list[dict]]:
     return lines[0]["settings"], lines[1:]
 
 
+#: (model, dataset, n_shots) of a default-scale run checked under vLLM with --mini-run: the
+#: base model at 194 prompt tokens (n_ctx 64), its 8x YaRN copy at about 650 (n_ctx 512).
+MINI_CASES = (("mini-s3000", "mini_arith", 96), ("mini-s3000-yarn8x", "mini_trans", 128))
+
+
+def check_mini(run_dir: Path, work: Path, vllm_ctxscale: list[str], env: dict[str, str]) -> int:
+    """Run :data:`MINI_CASES` through vLLM; the number of shards that differ from the run's
+    transformers shards."""
+    failed = 0
+    for model, dataset, k in MINI_CASES:
+        path = run_dir / "results" / "miniworld" / "models" / model
+        meta = json.loads((path / "ctxscale-mini.json").read_text(encoding="utf-8"))
+        n_ctx = int(meta["config"]["max_position_embeddings"])
+        ckpt = {"name": "vllm", "backend": "vllm", "enforce_eager": True, "path": str(path)}
+        ckpt.update(N=int(meta["N"]), D=int(meta["D"]), n_ctx=n_ctx, max_model_len=4 * n_ctx)
+        config = {
+            "datasets": [dataset],
+            "families": [{"name": "check", "role": "check", "checkpoints": [ckpt]}],
+            "inference": {"dtype": "float32", "threads": 1},
+            "miniworld": {"activate": False},
+        }
+        cfg = work / f"{model}.yaml"
+        cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
+        out = work / f"{model}.jsonl"
+        prompts = run_dir / "results" / "prompts" / dataset / f"{k}.json"
+        cmd = [*vllm_ctxscale, "infer", "--config", str(cfg), "--prompts", str(prompts)]
+        t_vl = run([*cmd, "--model", "vllm", "--out", str(out)], env)
+        _, hf = records(run_dir / "results" / "generations" / model / dataset / f"{k}.jsonl")
+        settings, vl = records(out)
+        same = sum(
+            a["output"] == b["output"] and a["n_pmt"] == b["n_pmt"]
+            for a, b in zip(hf, vl, strict=False)
+        )
+        table = settings.get("yarn_table_positions")
+        print(
+            f"check_vllm: miniature {model} ({', '.join(settings['hf_overrides']['architectures'])}"
+            f"), {dataset} {k} shots, {hf[0]['n_pmt']} prompt tokens, n_ctx {n_ctx}"
+            + (f", YaRN table extended to {table}" if table else "")
+            + f": {same}/{len(hf)} instances identical to the run's transformers shard; "
+            f"vllm {t_vl:.0f} s (engine start included)"
+        )
+        failed += same != len(hf) or len(hf) != len(vl)
+    return failed
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--vllm-venv", default=str(ROOT / ".venv-vllm"), help="vLLM environment")
     ap.add_argument("--n-shots", type=int, default=31, help="demonstrations per prompt")
+    ap.add_argument(
+        "--mini-run",
+        help="a finished default-scale run directory: also check its miniature models",
+    )
     args = ap.parse_args()
     from ctxscale.config import load_config
     from ctxscale.inference.fetch import cache_root, converted_dir
@@ -198,6 +253,8 @@ def main() -> int:
             if case == "within n_ctx":
                 vllm_cmd = [*vllm_ctxscale, *infer, "--model", "vllm"]
                 failed += rerun_and_resume(vllm_cmd, out["vllm"], env)
+        if args.mini_run:
+            failed += check_mini(Path(args.mini_run), work, vllm_ctxscale, env)
     return 1 if failed else 0
 
 

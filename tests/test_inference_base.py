@@ -161,25 +161,24 @@ def test_vllm_generate_with_a_fake_engine(tmp_path):
     from ctxscale.inference.hf import TransformersBackend
 
     path = build_tiny_model(tmp_path / "tiny", bos=True)
+    tok = AutoTokenizer.from_pretrained(str(path))
     calls = []
+
+    def completion(n_pmt: int) -> SimpleNamespace:
+        # vLLM's text decodes in the prompt's context (a leading space here); the record
+        # must hold the ids decoded on their own, cut at the stop string
+        ids = tok(f"out{n_pmt}\n\nmore", add_special_tokens=False)["input_ids"]
+        return SimpleNamespace(text=f" out{n_pmt}", token_ids=ids)
 
     class FakeLLM:
         def generate(self, prompts, params, use_tqdm):
             calls.append((prompts, params))
             return [
-                SimpleNamespace(
-                    outputs=[
-                        SimpleNamespace(
-                            text=f"out{len(p['prompt_token_ids'])}",
-                            token_ids=[7] * sp["max_tokens"],
-                        )
-                    ]
-                )
-                for p, sp in zip(prompts, params, strict=True)
+                SimpleNamespace(outputs=[completion(len(p["prompt_token_ids"]))]) for p in prompts
             ]
 
     backend = object.__new__(VLLMBackend)  # no engine: only what generate() uses
-    backend.tokenizer = AutoTokenizer.from_pretrained(str(path))
+    backend.tokenizer = tok
     backend.llm, backend._sampling, backend.seed, backend.chunk = FakeLLM(), dict, 5, 2
     backend.kwargs = {"max_model_len": 40}
     prefix = "Question: What is 3 + 4?\nAnswer: 7\n\n"
@@ -193,8 +192,10 @@ def test_vllm_generate_with_a_fake_engine(tmp_path):
     assert n_pmts[1] >= 40 and gens[1].status == "over_max_model_len" and gens[1].n_gen == 0
     for g in (gens[0], gens[2], gens[3]):
         assert g.status == "ok" and g.output == f"out{g.n_pmt}"
-        assert g.n_gen == min(8, 40 - g.n_pmt)
+        assert g.n_gen == len(completion(g.n_pmt).token_ids)
     assert [len(p) for p, _ in calls] == [1, 2]  # chunks of 2; the long prompt never sent
+    sent = [(p, sp) for ps, sps in calls for p, sp in zip(ps, sps, strict=True)]
+    assert all(sp["max_tokens"] == min(8, 40 - len(p["prompt_token_ids"])) for p, sp in sent)
     assert calls[0][0][0]["prompt_token_ids"] == prompts[0]
     assert calls[0][1][0]["temperature"] == 0.0 and calls[0][1][0]["stop"] == ["\n\n"]
 
@@ -259,7 +260,7 @@ def test_a_new_engine_is_one_class_and_one_registry_entry(monkeypatch, tmp_path)
     assert infer_cli.make_backend("echo", model, config, tmp_path, 16).opts["batch_size"] == 16
 
 
-@pytest.mark.parametrize("act", ["gelu", "gelu_pytorch_tanh"])
+@pytest.mark.parametrize("act", ["relu", "gelu_new"])
 def test_vllm_refuses_a_llama_mlp_it_cannot_run_before_loading(tmp_path, act):
     from ctxscale.inference import cli as infer_cli
 
@@ -268,14 +269,33 @@ def test_vllm_refuses_a_llama_mlp_it_cannot_run_before_loading(tmp_path, act):
     with pytest.raises(CtxscaleError) as err:
         infer_cli.check_model_runs("vllm", spec(), source)
     assert str(err.value) == (
-        f"model 'llama-2-7b': backend 'vllm' runs Llama MLPs with silu only, the model's is "
-        f"{act!r}; use backend 'transformers'"
+        f"model 'llama-2-7b': backend 'vllm' runs Llama MLPs with silu, gelu, "
+        f"gelu_pytorch_tanh only, the model's is {act!r}; use backend 'transformers'"
     )
     infer_cli.check_model_runs("transformers", spec(), source)  # any activation
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_act": "silu"}))
-    infer_cli.check_model_runs("vllm", spec(), source)
+    for ok in ("silu", "gelu", "gelu_pytorch_tanh"):  # vLLM's own; ctxscale's plugin
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_act": ok}))
+        infer_cli.check_model_runs("vllm", spec(), source)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma2", "hidden_act": act}))
     infer_cli.check_model_runs("vllm", spec(), source)  # not a Llama MLP: vLLM's own choice
+
+
+def test_a_gated_gelu_llama_runs_as_ctxscales_vllm_architecture():
+    from ctxscale.inference.vllm_backend import engine_kwargs
+    from ctxscale.inference.vllm_models import GELU_LLAMA, architecture_overrides
+
+    gelu = {"model_type": "llama", "hidden_act": "gelu"}
+    assert architecture_overrides(gelu) == {"architectures": [GELU_LLAMA]}
+    assert architecture_overrides({"model_type": "llama", "hidden_act": "silu"}) == {}
+    assert architecture_overrides({"model_type": "gemma2", "hidden_act": "gelu"}) == {}
+    kw = engine_kwargs(ModelSource("m"), spec(), {}, 0, gelu)
+    assert kw["hf_overrides"] == {"architectures": [GELU_LLAMA]}
+    assert "hf_overrides" not in engine_kwargs(ModelSource("m"), spec(), {}, 0, {})
+    # the config's own hf_overrides are merged last and win
+    mine = {"hf_overrides": {"architectures": ["LlamaForCausalLM"]}}
+    assert engine_kwargs(ModelSource("m"), spec(), mine, 0, gelu)["hf_overrides"] == {
+        "architectures": ["LlamaForCausalLM"]
+    }
 
 
 def test_backends_command_lists_each_engine_with_what_it_runs(capsys):
@@ -285,5 +305,5 @@ def test_backends_command_lists_each_engine_with_what_it_runs(capsys):
     out = capsys.readouterr().out
     assert out.count("  devices: ") == 2
     assert "transformers (ctxscale.inference.hf:TransformersBackend)" in out
-    assert "  Llama MLP activations: silu" in out
+    assert "  Llama MLP activations: silu, gelu, gelu_pytorch_tanh" in out
     assert "  runs here: yes" in out

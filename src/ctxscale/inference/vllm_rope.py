@@ -91,11 +91,11 @@ def register() -> None:
     patch_yarn_class(cls, int(wanted))
 
 
-def plugin_installed() -> bool:
-    """Whether vLLM will load this plugin: the entry point is installed and ``VLLM_PLUGINS``
-    (vLLM's allow-list, when set) names it."""
+def plugin_installed(name: str = PLUGIN_NAME) -> bool:
+    """Whether vLLM will load the plugin ``name`` (this one by default): its entry point is
+    installed and ``VLLM_PLUGINS`` (vLLM's allow-list, when set) names it."""
     names = {ep.name for ep in metadata.entry_points(group=PLUGIN_GROUP)}
     allowed = os.environ.get("VLLM_PLUGINS")
-    if allowed is not None and PLUGIN_NAME not in allowed.split(","):
+    if allowed is not None and name not in allowed.split(","):
         return False
-    return PLUGIN_NAME in names
+    return name in names
