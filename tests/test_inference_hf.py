@@ -146,3 +146,162 @@ def test_equal_length_prompts_with_a_short_shared_prefix_run_whole(backend):
     gens = list(backend.generate("", suffixes, stop=[], max_new_tokens=6))
     for suffix, gen in zip(suffixes, gens, strict=True):
         assert (gen.output, gen.n_gen) == reference(backend, "", suffix, 6)
+
+
+def test_batch_memory_grows_with_suffixes_not_batch_times_prefix(backend, monkeypatch):
+    """The prefix's keys/values exist once (batch 1); a batch's cache holds its rows' own
+    tokens only, so a 3x longer prefix leaves every batch's cache the same size."""
+    from ctxscale.inference import hf
+
+    shapes: list[tuple[int, ...]] = []
+    allocate = hf.PreallocatedLayer._allocate
+
+    def record(self, keys, values):
+        allocate(self, keys, values)
+        shapes.append(tuple(self._k.shape))
+
+    monkeypatch.setattr(hf.PreallocatedLayer, "_allocate", record)
+    encoded: list[hf.SharedPrefix] = []
+    encode = backend._encode_prefix
+    monkeypatch.setattr(
+        backend, "_encode_prefix", lambda ids: encoded.append(encode(ids)) or encoded[-1]
+    )
+
+    def run(prefix):
+        shapes.clear()
+        encoded.clear()
+        gens = list(backend.generate(prefix, SUFFIXES, stop=[], max_new_tokens=5))
+        assert len(encoded) == 1  # once per prompts file, whatever the number of batches
+        return gens, list(shapes), encoded[0]
+
+    layers = backend.model.config.num_hidden_layers
+    (_, short, pre_short), (gens, long, pre_long) = run(PREFIX), run(PREFIX * 3)
+    assert pre_long.n > 2 * pre_short.n
+    for pre, seen in ((pre_short, short), (pre_long, long)):
+        assert all(k.shape[0] == 1 and k.shape[2] == pre.n for k in pre.keys)
+        assert seen[:layers] == [tuple(k.shape) for k in pre.keys]  # the prefill's buffers
+        # two batches (3 + 2 rows), each sized by its own suffixes + generation
+        prompts = backend.encode(PREFIX, SUFFIXES)
+        own = [len(p) - pre_short.n for p in prompts]
+        widths = [max(own[:3]) + 5, max(own[3:]) + 5]
+        assert [s[::2] for s in seen[layers:]] == [(3, widths[0])] * layers + [
+            (2, widths[1])
+        ] * layers
+    assert short[layers:] == long[layers:]  # batches do not grow with the prefix
+    for suffix, gen in zip(SUFFIXES, gens, strict=True):
+        assert (gen.output, gen.n_gen) == reference(backend, PREFIX * 3, suffix, 5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_chunked_prefill_equals_unchunked(arch, tmp_path):
+    import torch
+
+    from ctxscale.inference.hf import TransformersBackend
+
+    path = build_tiny_model(tmp_path / arch, arch=arch, bos=True)
+    backend = TransformersBackend(ModelSource(str(path)), batch_size=2, threads=1)
+    prefix = PREFIX * 2
+    (prompt,) = backend.encode(prefix, ["x"])
+    whole = backend.prefill_chunk
+    assert whole >= len(prompt)
+    ids = prompt[: len(prompt) - 2]
+    with torch.inference_mode():
+        one = backend._encode_prefix(ids)
+        backend.prefill_chunk = 5
+        chunked = backend._encode_prefix(ids)
+    for a, b in zip(one.keys + one.values, chunked.keys + chunked.values, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # fp32 sums, reordered
+    gens = list(backend.generate(prefix, SUFFIXES, stop=[], max_new_tokens=6))
+    backend.prefill_chunk = whole
+    assert gens == list(backend.generate(prefix, SUFFIXES, stop=[], max_new_tokens=6))
+    for suffix, gen in zip(SUFFIXES, gens, strict=True):
+        assert (gen.output, gen.n_gen) == reference(backend, prefix, suffix, 6)
+
+
+def test_sliding_window_model_resumes_and_runs_past_its_length(tmp_path):
+    """Gemma-3 layout through the shared prefix: resume at start > 0 and prompts past the
+    trained length (64) give what plain generate gives."""
+    from ctxscale.inference.hf import TransformersBackend
+
+    path = build_tiny_model(tmp_path / "gemma", arch="gemma3", bos=True)
+    backend = TransformersBackend(ModelSource(str(path)), batch_size=2, threads=1)
+    suffixes = [*SUFFIXES, "Question: What is the value of 2 * 9?\n" * 4]
+    prompts = backend.encode(PREFIX, suffixes)
+    assert max(len(p) for p in prompts) > backend.model.config.max_position_embeddings
+    full = list(backend.generate(PREFIX, suffixes, stop=[], max_new_tokens=6))
+    for suffix, gen in zip(suffixes, full, strict=True):
+        assert (gen.output, gen.n_gen) == reference(backend, PREFIX, suffix, 6)
+    for start in (1, 3):
+        assert list(backend.generate(PREFIX, suffixes, [], 6, start=start)) == full[start:]
+
+
+def test_stop_checker_equals_decoding_the_whole_generation(backend):
+    """Stop strings found on a decoded tail: same step and same text as decoding the whole
+    generation every step, for stops that span token boundaries (random byte-level tokens,
+    partial UTF-8 characters included)."""
+    import random
+
+    from ctxscale.inference.base import StopChecker, cut_at_stop
+
+    tok = backend.tokenizer
+
+    def whole(ids, stop):  # the former loop: decode everything after every token
+        for i in range(1, len(ids) + 1):
+            text, hit = cut_at_stop(tok.decode(ids[:i], skip_special_tokens=True), stop)
+            if hit:
+                return i, text
+        return len(ids), text
+
+    def tail(ids, stop):
+        check = StopChecker(tok, stop)
+        for i in range(1, len(ids) + 1):
+            if check.check(ids[:i]):
+                return i, check.final(ids[:i])
+        return len(ids), check.final(ids)
+
+    rng = random.Random(0)
+    hits = 0
+    for _ in range(300):
+        ids = [rng.randrange(len(tok)) for _ in range(rng.randint(30, 90))]
+        text = tok.decode(ids, skip_special_tokens=True)
+        k = rng.randrange(5, len(ids))
+        cut = len(tok.decode(ids[:k], skip_special_tokens=True))  # a token boundary
+        stops = [text[max(0, cut - rng.randint(1, 3)) : cut + rng.randint(1, 3)], "\n\n"]
+        stops = [s for s in stops if s]
+        got = tail(ids, stops)
+        assert got == whole(ids, stops), (ids, stops)
+        hits += got[0] < len(ids)
+    assert hits > 200
+
+
+def test_cuda_batch_size_follows_free_memory(backend, monkeypatch):
+    """On CUDA the batch shrinks to what free memory holds, and a shard that cannot run even
+    one row fails in one line naming the model, the shard's prompts and the memory."""
+    import torch
+
+    from ctxscale.errors import CtxscaleError
+
+    prompts = backend.encode(PREFIX, SUFFIXES)
+    n = 10
+    monkeypatch.setattr(backend, "device", "cuda")
+    free = {"bytes": 2**40}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2**40))
+    assert backend._fit_batch(prompts, n, 8) == backend.batch_size
+    one_row = backend._fit_batch.__func__  # the need of one row, from a failing estimate
+    free["bytes"] = 1
+    with pytest.raises(CtxscaleError, match=r"model '.*tiny.*'.*10-token shared prefix.*GiB"):
+        one_row(backend, prompts, n, 8)
+    # room for exactly two rows
+    free["bytes"] = 2**40
+    lo, hi = 1, 2**40
+    while lo < hi:  # the least free memory that fits one row
+        mid = (lo + hi) // 2
+        free["bytes"] = mid
+        try:
+            backend._fit_batch(prompts, n, 8)
+            hi = mid
+        except CtxscaleError:
+            lo = mid + 1
+    free["bytes"] = lo
+    assert backend._fit_batch(prompts, n, 8) == 1
+    assert backend._fit_batch([], n, 8) == backend.batch_size

@@ -166,6 +166,39 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[:cut], True
 
 
+class StopChecker:
+    """Finds the first stop string in a growing generation without decoding it whole each step.
+
+    :meth:`check` is called after every new token. It decodes only the last ``window``
+    tokens (four per character of the longest stop string, as a byte-level token holds one
+    byte or more, plus a margin for merged or partial characters at the window's head): a
+    stop string that first appears with the newest token lies inside that tail. A hit in the
+    tail is confirmed on the whole decoded generation, so the verdict, and :meth:`final`'s
+    text (``cut_at_stop`` of the whole decoded generation), are those of decoding it whole.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.window = 4 * max((len(s) for s in self.stop), default=0) + 8
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def check(self, ids: Sequence[int]) -> bool:
+        """Whether the decoded ``ids`` hold a stop string."""
+        if not self.stop:
+            return False
+        tail = self._decode(ids[-self.window :])
+        if not any(s in tail for s in self.stop):
+            return False
+        return len(ids) <= self.window or cut_at_stop(self._decode(ids), self.stop)[1]
+
+    def final(self, ids: Sequence[int]) -> str:
+        """The output: the decoded ``ids`` up to the first stop string."""
+        return cut_at_stop(self._decode(ids), self.stop)[0]
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What an engine runs, declared beside it (``Backend.capabilities``) and checked before a

@@ -1,18 +1,29 @@
-"""transformers backend: batched greedy decoding with the few-shot prefix encoded once.
+"""transformers backend: batched greedy decoding against one shared few-shot prefix.
 
 The tokens that every prompt of a prompts file starts with (BOS + instruction +
 demonstrations, see :func:`~ctxscale.inference.base.shared_prefix_len`) are run through
-the model once; their KV cache is copied into every batch of instances, so no instance
-recomputes the prefix (a file of equal-length prompts that share only a few tokens runs its
-prompts whole instead, see :func:`_prefix_worth_caching`). Inside a batch the rest of each
-prompt is left-padded *between* the shared prefix and the row's own tokens: the attention
-mask hides the pads and the position ids count real tokens only, so each row sees exactly
-its prompt at the positions it would have unbatched.
+the model once, in chunks of ``prefill_chunk`` tokens (transient activations stay small at
+long prefixes). Their keys and values are kept once, batch dimension 1, and never copied:
+each batch of instances keeps only its own tokens' cache (:class:`PreallocatedLayer`, rows x
+suffix + generation) and attends over [shared prefix | own tokens] through
+:func:`shared_prefix_attention`, registered in transformers' ``AttentionInterface`` and
+selected for these forward passes only. The prefix part is one matrix product of every
+row's queries with the single prefix (the rows are folded into the query dimension), the
+own part is per row; one softmax spans both (their maxima and sums are combined). So a
+batch's memory grows with its suffixes, never with batch x prefix. A file of equal-length
+prompts that share only a few tokens runs its prompts whole instead (SDPA, see
+:func:`_prefix_worth_caching`).
 
-Greedy decoding stops a row at EOS, at a stop string (checked on the decoded generation)
-or after ``max_new_tokens``; finished rows leave the batch. fp32 on CPU, bf16 on GPU, SDPA
-attention. Prompts longer than the model's trained length still run (rotary positions are
-computed for any length); only ``max_model_len`` (config, optional) refuses a prompt.
+Inside a batch the rest of each prompt is left-padded *between* the shared prefix and the
+row's own tokens: the masks hide the pads and the position ids count real tokens only, so
+each row sees exactly its prompt at the positions it would have unbatched.
+
+Greedy decoding stops a row at EOS, at a stop string (:class:`~ctxscale.inference.base.
+StopChecker`: a tail of the generation is decoded each step, the whole one only to confirm)
+or after ``max_new_tokens``; finished rows leave the batch. fp32 on CPU, bf16 on GPU.
+Prompts longer than the model's trained length still run (rotary positions are computed for
+any length); only ``max_model_len`` (config, optional) refuses a prompt. On CUDA the batch
+size of a shard is the configured one or less, as free memory allows (:meth:`_fit_batch`).
 
 Sliding-window models (Gemma-3): transformers places the window by cache slot, so pads
 inside a batch would take window slots. For them every layer keeps its full cache and the
@@ -22,12 +33,12 @@ masks are built from positions (a key is visible when it is a real token at most
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AttentionInterface, AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from ctxscale.config import default
@@ -37,11 +48,16 @@ from ctxscale.inference.base import (
     Backend,
     Capabilities,
     Generation,
-    cut_at_stop,
+    StopChecker,
     shared_prefix_len,
 )
 from ctxscale.inference.fetch import ModelSource
 from ctxscale.models import ModelSpec
+
+#: The AttentionInterface name of :func:`shared_prefix_attention`.
+SHARED_PREFIX_ATTENTION = "ctxscale_shared_prefix"
+#: Bytes of prefix scores one attention call may hold at once (queries run in slices).
+SCORE_BYTES = 256 * 2**20
 
 
 def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
@@ -80,8 +96,10 @@ class TransformersBackend(Backend):
             dtype=str(opts.get("dtype", default("inference.dtype"))),
             batch_size=int(batch_size or opts.get("batch_size", default("inference.batch_size"))),
             max_model_len=opts.get("max_model_len"),
+            prefill_chunk=int(opts.get("prefill_chunk", default("inference.prefill_chunk"))),
             seed=seed,
             threads=opts.get("threads"),
+            label=spec.name,
         )
 
     def __init__(
@@ -92,17 +110,23 @@ class TransformersBackend(Backend):
         dtype: str = default("inference.dtype"),
         batch_size: int = default("inference.batch_size"),
         max_model_len: int | None = default("inference.max_model_len"),
+        prefill_chunk: int = default("inference.prefill_chunk"),
         seed: int = default("seed"),
         threads: int | None = None,
         model: Any = None,
         tokenizer: Any = None,
+        label: str | None = None,
     ) -> None:
         self.device, self.dtype = resolve_device_dtype(device, dtype)
         if batch_size < 1:
             raise CtxscaleError(f"batch_size must be >= 1, got {batch_size}")
+        if prefill_chunk < 1:
+            raise CtxscaleError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
         self.batch_size = batch_size
         self.max_model_len = max_model_len
+        self.prefill_chunk = prefill_chunk
         self.seed = seed
+        self.label = label or source.path
         # CPU: the schema's thread count (one) unless configured. Several shards run side by
         # side under the workflow, and oversubscribed OpenMP threads were 10x slower here
         # (58 s vs 5 s for one batch); a fixed count also keeps float reductions, hence
@@ -131,6 +155,12 @@ class TransformersBackend(Backend):
         # Sliding-window models get full caches plus masks built from positions (see
         # _position_masks), so padding inside a batch cannot shift their windows.
         self.sliding_window = int(window) if window and "sliding_attention" in types else None
+        self.sliding_layers = (
+            [t == "sliding_attention" for t in types] if self.sliding_window else []
+        )
+        # The shared-prefix attention replaces the model's attention function; models that
+        # do not dispatch through AttentionInterface run every prompt whole.
+        self.shares_prefix = bool(getattr(self.model, "_supports_attention_backend", False))
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -156,22 +186,20 @@ class TransformersBackend(Backend):
     ) -> Iterator[Generation]:
         prompts = self.encode(prefix, suffixes)
         fits = [not (self.max_model_len and len(p) >= self.max_model_len) for p in prompts]
-        n_shared = _prefix_worth_caching(prompts, fits)
+        n_shared = _prefix_worth_caching(prompts, fits) if self.shares_prefix else 0
+        run = [p for p, ok in zip(prompts, fits, strict=True) if ok]
+        batch_size = self._fit_batch(run, n_shared, max_new_tokens)
         with torch.inference_mode():
-            prefix_cache = None
+            shared = None
             # Batches are fixed windows of batch_size instances of the whole file, so a
             # resumed run (start > 0) batches exactly as an unbroken one; outputs before
             # ``start`` in the first window are computed again and dropped.
-            for lo in range(start - start % self.batch_size, len(prompts), self.batch_size):
-                window = range(lo, min(lo + self.batch_size, len(prompts)))
+            for lo in range(start - start % batch_size, len(prompts), batch_size):
+                window = range(lo, min(lo + batch_size, len(prompts)))
                 rows = [prompts[i][n_shared:] for i in window if fits[i]]
-                if rows and prefix_cache is None and n_shared:
-                    prefix_cache = self._encode_prefix(prompts[0][:n_shared])
-                outs = iter(
-                    self._decode_batch(rows, prefix_cache, n_shared, stop, max_new_tokens)
-                    if rows
-                    else []
-                )
+                if rows and shared is None and n_shared:
+                    shared = self._encode_prefix(prompts[0][:n_shared])
+                outs = iter(self._decode_batch(rows, shared, stop, max_new_tokens) if rows else [])
                 for i in window:
                     gen = (
                         Generation(len(prompts[i]), *next(outs))
@@ -181,16 +209,61 @@ class TransformersBackend(Backend):
                     if i >= start:
                         yield gen
 
-    def _encode_prefix(self, ids: list[int]) -> Any:
-        """Run the shared prefix once; its cache is copied into every batch."""
-        if not ids:
-            return None
+    def _fit_batch(self, prompts: list[list[int]], n_shared: int, max_new_tokens: int) -> int:
+        """The configured batch size, or on CUDA the most rows that free memory holds.
+
+        A row needs its own tokens' keys and values (suffix + generation) and the transient
+        activations of its suffix's forward pass; the prefix's cache is counted once.
+        """
+        if not prompts or not self.device.startswith("cuda"):
+            return self.batch_size
+        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+        cfg = self.model.config.get_text_config(decoder=True)
+        elt = torch.finfo(getattr(torch, self.dtype)).bits // 8
+        heads = cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        kv_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * elt
+        width = max(len(p) for p in prompts) - n_shared
+        act_token = (4 * cfg.hidden_size + 3 * cfg.intermediate_size) * elt
+        prefix = kv_token * n_shared + act_token * min(n_shared, self.prefill_chunk)
+        scores = heads * width * (width + max_new_tokens) * 4 + SCORE_BYTES
+        row = kv_token * (width + max_new_tokens) + act_token * width + scores
+        fit = int((0.9 * free - prefix) // row)
+        if fit < 1:
+            gib = (prefix + row) / 2**30
+            raise CtxscaleError(
+                f"model {self.label!r}: a shard with a {n_shared}-token shared prefix and "
+                f"prompts up to {width + n_shared} tokens (+{max_new_tokens} generated) needs "
+                f"~{gib:.1f} GiB on {self.device} for batch 1, {free / 2**30:.1f} GiB is free"
+            )
+        return min(self.batch_size, fit)
+
+    def _encode_prefix(self, ids: list[int]) -> SharedPrefix:
+        """Run the shared prefix once, ``prefill_chunk`` tokens at a time; keep its cache."""
         cache = DynamicCache(config=self.model.config)
-        if self.sliding_window:  # keep every prefix position: pads may shift a row's window
-            cache.layers = [DynamicLayer() for _ in cache.layers]
+        if any(
+            type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers
+        ):
+            raise CtxscaleError(
+                f"model {self.label!r}: the shared prefix needs attention layers only"
+            )
+        # one buffer per layer, every prefix position kept (pads may shift a row's window)
+        cache.layers = [PreallocatedLayer(1, len(ids)) for _ in cache.layers]
         x = torch.tensor([ids], device=self.device)
-        self.model(input_ids=x, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return cache
+        for lo in range(0, len(ids), self.prefill_chunk):
+            self.model(
+                input_ids=x[:, lo : lo + self.prefill_chunk],
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return SharedPrefix(
+            [layer.keys for layer in cache.layers],
+            [layer.values for layer in cache.layers],
+            self.sliding_layers or [False] * len(cache.layers),
+            self.sliding_window,
+        )
 
     def _attention_mask(self, mask: torch.Tensor, q_pos: torch.Tensor) -> Any:
         """The 2-D padding mask, or per-layer-type position masks for sliding-window models."""
@@ -198,34 +271,16 @@ class TransformersBackend(Backend):
             return _position_masks(mask, q_pos, self.sliding_window)
         return mask
 
-    def _decode_batch(
+    def _forward(
         self,
-        rows: list[list[int]],
-        prefix_cache: Any,
-        n_prefix: int,
-        stop: Sequence[str],
-        max_new_tokens: int,
-    ) -> list[tuple[str, int]]:
-        """Greedy-decode each row after the shared prefix; returns (text, n_gen) per row."""
-        dev = self.device
-        b = len(rows)
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((b, width), pad, dtype=torch.long)
-        suffix_mask = torch.zeros((b, width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r) :] = torch.tensor(r)
-            suffix_mask[i, width - len(r) :] = 1
-        cache = _batch_cache(prefix_cache, b, width + max_new_tokens, self.model.config)
-        mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), suffix_mask], 1).to(dev)
-        # Position of each token = number of real tokens before it; pads get position 0.
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n_prefix:]
-        ids, pos = ids.to(dev), pos.to(dev)
-        rows_alive = torch.arange(b, device=dev)  # original row index of each batch slot
-        generated: list[list[int]] = [[] for _ in range(b)]
-        results: list[tuple[str, int] | None] = [None] * b
-        next_pos = pos[:, -1:] + 1
-        for step in range(max_new_tokens):
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        pos: torch.Tensor,
+        cache: Any,
+        shared: SharedPrefix | None,
+    ) -> torch.Tensor:
+        """Each row's last logits; ``mask`` (rows, prefix + own slots) marks real tokens."""
+        if shared is None:
             out = self.model(
                 input_ids=ids,
                 attention_mask=self._attention_mask(mask, pos),
@@ -234,18 +289,63 @@ class TransformersBackend(Backend):
                 use_cache=True,
                 logits_to_keep=1,
             )
-            nxt = out.logits[:, -1, :].argmax(-1)
+            return out.logits[:, -1, :]
+        shared.set_masks(mask, pos)
+        config = self.model.config
+        old = config._attn_implementation
+        config._attn_implementation = SHARED_PREFIX_ATTENTION
+        try:
+            out = self.model(
+                input_ids=ids,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+                shared_prefix=shared,
+            )
+        finally:
+            config._attn_implementation = old
+        return out.logits[:, -1, :]
+
+    def _decode_batch(
+        self,
+        rows: list[list[int]],
+        shared: SharedPrefix | None,
+        stop: Sequence[str],
+        max_new_tokens: int,
+    ) -> list[tuple[str, int]]:
+        """Greedy-decode each row after the shared prefix; returns (text, n_gen) per row."""
+        dev = self.device
+        n_prefix = shared.n if shared is not None else 0
+        b = len(rows)
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((b, width), pad, dtype=torch.long)
+        suffix_mask = torch.zeros((b, width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = torch.tensor(r)
+            suffix_mask[i, width - len(r) :] = 1
+        cache = _batch_cache(b, width + max_new_tokens, self.model.config)
+        mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), suffix_mask], 1).to(dev)
+        # Position of each token = number of real tokens before it; pads get position 0.
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n_prefix:]
+        ids, pos = ids.to(dev), pos.to(dev)
+        rows_alive = torch.arange(b, device=dev)  # original row index of each batch slot
+        generated: list[list[int]] = [[] for _ in range(b)]
+        results: list[tuple[str, int] | None] = [None] * b
+        stops = StopChecker(self.tokenizer, stop)
+        next_pos = pos[:, -1:] + 1
+        for step in range(max_new_tokens):
+            nxt = self._forward(ids, mask, pos, cache, shared).argmax(-1)
             keep = []
             alive = rows_alive.tolist()
             for slot, tok_id in enumerate(nxt.tolist()):
                 row = alive[slot]
                 gen = generated[row]
                 gen.append(tok_id)
-                done = tok_id in self.eos_ids
-                text = self.tokenizer.decode(gen, skip_special_tokens=True)
-                text, hit = cut_at_stop(text, stop)
-                if done or hit or step + 1 == max_new_tokens:
-                    results[row] = (text, len(gen))
+                hit = stops.check(gen)
+                if tok_id in self.eos_ids or hit or step + 1 == max_new_tokens:
+                    results[row] = (stops.final(gen), len(gen))
                 else:
                     keep.append(slot)
             if not keep:
@@ -295,53 +395,166 @@ def _position_masks(mask: torch.Tensor, q_pos: torch.Tensor, window: int) -> dic
     return {"full_attention": full, "sliding_attention": full & (dist < window)}
 
 
-def _batch_cache(prefix_cache: Any, batch: int, room: int, config: Any) -> Any:
-    """The prefix's cache for ``batch`` rows, with ``room`` free slots per full-attention layer.
+@dataclass
+class SharedPrefix:
+    """The shared prefix's keys and values, once per layer (batch dimension 1), and the masks
+    of the forward pass under way (set by :meth:`set_masks`, read by the attention)."""
 
-    Full-attention layers become :class:`PreallocatedLayer`s: the prefix is written once
-    into a buffer sized for the whole generation and each step writes one slot in place,
-    where the default layer re-concatenates the whole cache (batch x prompt) every step.
-    Without a prefix every attention layer gets one (sliding ones too: their masks come from
-    positions, see :func:`_position_masks`). Other layers are copied per row.
+    keys: list[torch.Tensor]  # per layer (1, kv_heads, n, head_dim)
+    values: list[torch.Tensor]
+    sliding: list[bool]  # per layer: a sliding-window layer
+    window: int | None
+    own_masks: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    prefix_mask: tuple[int, torch.Tensor] | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.keys[0].shape[-2])
+
+    def numel(self) -> int:
+        return sum(k.numel() + v.numel() for k, v in zip(self.keys, self.values, strict=True))
+
+    def set_masks(self, mask: torch.Tensor, q_pos: torch.Tensor) -> None:
+        """Masks (True = attend) of queries at positions ``q_pos`` (rows, q) over the rows'
+        own keys (``mask[:, n:]``: 1 = real token) and, for sliding layers, over the prefix
+        (from its first key any query may see: ``(start, (rows, q, n - start))``)."""
+        n = self.n
+        k_pos = (mask.cumsum(-1) - 1)[:, n:]
+        dist = q_pos[:, :, None] - k_pos[:, None, :]
+        full = mask[:, None, n:].bool() & (dist >= 0)
+        if self.window is None:
+            self.own_masks, self.prefix_mask = (full, None), None
+            return
+        self.own_masks = (full, full & (dist < self.window))
+        start = min(n, max(0, int(q_pos.min()) - self.window + 1))
+        p_pos = torch.arange(start, n, device=q_pos.device)
+        self.prefix_mask = (start, (q_pos[:, :, None] - p_pos) < self.window)
+
+
+def shared_prefix_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: Any,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    shared_prefix: SharedPrefix | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention of ``query`` (rows, heads, q, d) over [shared prefix | the rows' own keys].
+
+    ``key``/``value`` (rows, kv_heads, s, d) are the rows' own (the cache's suffix part);
+    the prefix comes from ``shared_prefix``, batch dimension 1, and is never expanded: the
+    rows' queries are folded into one matrix product with it. Returns (rows, q, heads, d).
     """
-    if prefix_cache is None:
-        cache = DynamicCache(config=config)
-        cache.layers = [
-            PreallocatedLayer(None, None, batch, room)
-            if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
-            else layer
-            for layer in cache.layers
-        ]
-        return cache
-    cache = copy.copy(prefix_cache)
-    cache.layers = []
-    for layer in prefix_cache.layers:
-        if type(layer) is DynamicLayer and layer.is_initialized:
-            cache.layers.append(PreallocatedLayer(layer.keys, layer.values, batch, room))
-        else:
-            new = copy.deepcopy(layer)
-            new.batch_repeat_interleave(batch)
-            cache.layers.append(new)
+    sp = shared_prefix
+    if sp is None or sp.own_masks is None:
+        raise CtxscaleError("shared_prefix_attention runs inside TransformersBackend only")
+    layer = module.layer_idx
+    sliding = sp.sliding[layer]
+    pk, pv = sp.keys[layer][0], sp.values[layer][0]  # (kv_heads, n, d)
+    own = sp.own_masks[1] if sliding else sp.own_masks[0]
+    pmask = None
+    if sliding and sp.prefix_mask is not None:
+        start, pmask = sp.prefix_mask
+        pk, pv = pk[:, start:], pv[:, start:]
+    b, h, q, d = query.shape
+    scale = scaling if scaling is not None else d**-0.5
+    step = max(1, SCORE_BYTES // max(1, h * b * pk.shape[1] * query.element_size()))
+    parts = [
+        _attend(
+            query[:, :, i : i + step],
+            key,
+            value,
+            pk,
+            pv,
+            own[:, i : i + step],
+            None if pmask is None else pmask[:, i : i + step],
+            scale,
+        )
+        for i in range(0, q, step)
+    ]
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, 1)), None
+
+
+def _attend(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    pk: torch.Tensor,
+    pv: torch.Tensor,
+    own: torch.Tensor,
+    pmask: torch.Tensor | None,
+    scale: float,
+) -> torch.Tensor:
+    """One softmax over prefix keys ``pk`` (kv_heads, n, d) and own keys (rows, kv_heads, s, d)."""
+    b, h, q, d = query.shape
+    hk = key.shape[1]
+    g = h // hk
+    qs = (query * scale).reshape(b, hk, g * q, d)
+    # own keys: per row, (b, hk, g*q, s); the mask (b, q, s) broadcasts over heads
+    s_own = torch.matmul(qs, key.transpose(-1, -2))
+    s_own.view(b, hk, g, q, -1).masked_fill_(~own[:, None, None], float("-inf"))
+    m = s_own.amax(-1, keepdim=True)  # (b, hk, g*q, 1)
+    if not pk.shape[1]:  # a sliding layer whose window has left the prefix
+        s_own.sub_(m).exp_()
+        out = torch.matmul(s_own, value)
+        out /= s_own.sum(-1, keepdim=True)
+        return out.view(b, h, q, d).transpose(1, 2)
+    # prefix keys: all rows' queries against the one prefix, (hk, b*g*q, n)
+    qp = qs.transpose(0, 1).reshape(hk, b * g * q, d)
+    s_pre = torch.matmul(qp, pk.transpose(-1, -2))
+    if pmask is not None:
+        s_pre.view(hk, b, g, q, -1).masked_fill_(~pmask[None, :, None], float("-inf"))
+    m = torch.maximum(m, s_pre.amax(-1, keepdim=True).view(hk, b, g * q, 1).transpose(0, 1))
+    s_own.sub_(m).exp_()
+    s_pre.view(hk, b, g * q, -1).sub_(m.transpose(0, 1)).exp_()
+    total = s_own.sum(-1, keepdim=True) + s_pre.sum(-1, keepdim=True).view(
+        hk, b, g * q, 1
+    ).transpose(0, 1)
+    out = torch.matmul(s_own, value)
+    out += torch.matmul(s_pre, pv).view(hk, b, g * q, d).transpose(0, 1)
+    out /= total
+    return out.view(b, h, q, d).transpose(1, 2)
+
+
+AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+
+
+def _batch_cache(batch: int, room: int, config: Any) -> Any:
+    """A cache for ``batch`` rows' own tokens, ``room`` free slots per attention layer.
+
+    Attention layers (sliding ones too: their masks come from positions, see
+    :func:`_position_masks`) become :class:`PreallocatedLayer`s: each step writes one slot
+    in place, where the default layer re-concatenates the whole cache every step. The shared
+    prefix is not in it (see :class:`SharedPrefix`).
+    """
+    cache = DynamicCache(config=config)
+    cache.layers = [
+        PreallocatedLayer(batch, room)
+        if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
+        else layer
+        for layer in cache.layers
+    ]
     return cache
 
 
 class PreallocatedLayer(DynamicLayer):
-    """A DynamicLayer whose keys/values are views of a buffer with free slots at the end."""
+    """A DynamicLayer whose keys/values are views of a buffer of ``room`` slots per row,
+    allocated at the first update; each update writes its slots in place."""
 
-    def __init__(self, keys: Any, values: Any, batch: int, room: int) -> None:
+    def __init__(self, batch: int, room: int) -> None:
         super().__init__()
         self.batch, self.room = batch, room
-        if keys is not None:
-            self._allocate(keys, values)
 
     def _allocate(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        _, h, n, d = keys.shape
-        shape = (self.batch, h, n + self.room, d)
+        """A buffer shaped like ``keys`` (rows, heads, 0, d) with ``room`` slots."""
+        _, h, _, d = keys.shape
+        shape = (self.batch, h, self.room, d)
         self._k = torch.empty(shape, dtype=keys.dtype, device=keys.device)
         self._v = torch.empty(shape, dtype=values.dtype, device=values.device)
-        self._k[:, :, :n] = keys  # broadcasts the single prefix row over the batch
-        self._v[:, :, :n] = values
-        self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+        self.keys, self.values = self._k[:, :, :0], self._v[:, :, :0]
         self.dtype, self.device = keys.dtype, keys.device
         self.is_initialized = True
 
