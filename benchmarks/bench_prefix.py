@@ -4,11 +4,16 @@ For each n_shots, the same instances run three ways, side by side in one process
 
 * ``recompute``: transformers ``generate()`` on each full prompt, one instance at a time
   (the prefix is recomputed for every instance);
-* ``reuse_b1``: ours with batch size 1 (prefix encoded once, its KV cache copied per
+* ``reuse_b1``: ours with batch size 1 (prefix encoded once, its KV cache shared by every
   instance): the gain of prefix reuse alone;
 * ``reuse``: ours with ``--batch-size`` (prefix once, instances batched against it).
 
 Outputs must be identical across the three; the table gives seconds and speed-ups.
+``--only recompute`` / ``--only reuse`` runs one way for the first ``--shots`` value and
+prints its outputs' hash, so the whole process (imports, model load) can be timed from
+outside, e.g. ``/usr/bin/time -f %e python benchmarks/bench_prefix.py --only reuse ...``.
+``--clock cpu`` times the process's CPU time instead of wall time: with one thread it is the
+work done, whatever else the machine runs.
 
     python benchmarks/bench_prefix.py --model-dir cache/models/smollm2-135m-instruct-b179c9523d0e
 """
@@ -16,6 +21,7 @@ Outputs must be identical across the three; the table gives seconds and speed-up
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -80,10 +86,14 @@ def suffixes(prompts: dict) -> list[str]:
     return [i["suffix"] for i in prompts["instances"]]
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = CLOCKS["wall"]
+
+
 def timed(fn, *args):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     out = fn(*args)
-    return out, time.perf_counter() - t0
+    return out, CLOCK() - t0
 
 
 def main() -> int:
@@ -93,7 +103,16 @@ def main() -> int:
     ap.add_argument("--instances", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", choices=["recompute", "reuse"], help="one way, one process")
+    ap.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="cpu: this process's CPU time (one thread: robust to other jobs on the machine)",
+    )
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = CLOCKS[args.clock]
 
     from ctxscale.inference.base import shared_prefix_len
     from ctxscale.inference.fetch import ModelSource
@@ -105,6 +124,15 @@ def main() -> int:
         f"model load from converted dir: {time.perf_counter() - t0:.1f} s, "
         f"threads {args.threads}, device {backend.device}, dtype {backend.dtype}"
     )
+    if args.only:
+        prompts = make_prompts(int(args.shots.split(",")[0]), args.instances)
+        if args.only == "recompute":
+            outs, t = timed(recompute, backend, prompts)
+        else:
+            outs, t = timed(ours, backend, prompts, args.batch_size)
+        digest = hashlib.sha256(repr(outs).encode()).hexdigest()[:12]
+        print(f"{args.only}: {t:.2f} s generating, outputs sha256 {digest}")
+        return 0
     print(
         f"| n_shots | shared prefix tokens | recompute s | reuse b=1 s | "
         f"reuse b={args.batch_size} s | "

@@ -305,3 +305,50 @@ def test_cuda_batch_size_follows_free_memory(backend, monkeypatch):
     free["bytes"] = lo
     assert backend._fit_batch(prompts, n, 8) == 1
     assert backend._fit_batch([], n, 8) == backend.batch_size
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("window", [None, 3])
+def test_shared_prefix_attention_equals_attention_over_the_concatenation(dtype, window):
+    """The attention over [prefix (batch 1) | own keys] equals a plain softmax attention over
+    the prefix copied into every row followed by the row's keys (GQA, pads, windows)."""
+    import types
+
+    import torch
+
+    from ctxscale.inference.hf import SharedPrefix, shared_prefix_attention
+
+    torch.manual_seed(0)
+    dt = getattr(torch, dtype)
+    b, h, hk, n, s, q, d = 3, 4, 2, 7, 5, 2, 8
+    pk, pv = torch.randn(1, hk, n, d, dtype=dt), torch.randn(1, hk, n, d, dtype=dt)
+    key, value = torch.randn(b, hk, s, d, dtype=dt), torch.randn(b, hk, s, d, dtype=dt)
+    query = torch.randn(b, h, q, d, dtype=dt)
+    own = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1], [0, 0, 0, 1, 1]])
+    mask = torch.cat([torch.ones(b, n, dtype=torch.long), own], 1)
+    q_pos = (mask.cumsum(-1) - 1)[:, -q:]
+    shared = SharedPrefix([pk], [pv], [window is not None], window)
+    shared.set_masks(mask, q_pos)
+    got, _ = shared_prefix_attention(
+        types.SimpleNamespace(layer_idx=0),
+        query,
+        key,
+        value,
+        None,
+        scaling=0.3,
+        shared_prefix=shared,
+    )
+    # reference: the prefix copied per row, GQA heads repeated, one masked softmax
+    k = torch.cat([pk.expand(b, -1, -1, -1), key], 2).repeat_interleave(h // hk, 1).float()
+    v = torch.cat([pv.expand(b, -1, -1, -1), value], 2).repeat_interleave(h // hk, 1).float()
+    k_pos = mask.cumsum(-1) - 1
+    dist = q_pos[:, :, None] - k_pos[:, None, :]
+    visible = mask.bool()[:, None, :] & (dist >= 0)
+    if window is not None:
+        visible &= dist < window
+    scores = (query.float() @ k.transpose(-1, -2)) * 0.3
+    scores = scores.masked_fill(~visible[:, None], float("-inf"))
+    want = (scores.softmax(-1) @ v).transpose(1, 2)
+    assert got.shape == (b, q, h, d)
+    tol = {"float32": 1e-5, "bfloat16": 3e-2}[dtype]
+    torch.testing.assert_close(got.float(), want, rtol=tol, atol=tol)

@@ -461,7 +461,7 @@ def shared_prefix_attention(
         pk, pv = pk[:, start:], pv[:, start:]
     b, h, q, d = query.shape
     scale = scaling if scaling is not None else d**-0.5
-    step = max(1, SCORE_BYTES // max(1, h * b * pk.shape[1] * query.element_size()))
+    step = max(1, SCORE_BYTES // max(1, h * b * pk.shape[1] * 4))
     parts = [
         _attend(
             query[:, :, i : i + step],
@@ -488,23 +488,28 @@ def _attend(
     pmask: torch.Tensor | None,
     scale: float,
 ) -> torch.Tensor:
-    """One softmax over prefix keys ``pk`` (kv_heads, n, d) and own keys (rows, kv_heads, s, d)."""
+    """One softmax over prefix keys ``pk`` (kv_heads, n, d) and own keys (rows, kv_heads, s, d).
+
+    Scores, softmax and sums in float32 (as transformers' eager attention); probabilities
+    meet the values in their dtype.
+    """
     b, h, q, d = query.shape
     hk = key.shape[1]
     g = h // hk
+    f32 = torch.float32
     qs = (query * scale).reshape(b, hk, g * q, d)
     # own keys: per row, (b, hk, g*q, s); the mask (b, q, s) broadcasts over heads
-    s_own = torch.matmul(qs, key.transpose(-1, -2))
+    s_own = torch.matmul(qs, key.transpose(-1, -2)).to(f32)
     s_own.view(b, hk, g, q, -1).masked_fill_(~own[:, None, None], float("-inf"))
     m = s_own.amax(-1, keepdim=True)  # (b, hk, g*q, 1)
     if not pk.shape[1]:  # a sliding layer whose window has left the prefix
         s_own.sub_(m).exp_()
-        out = torch.matmul(s_own, value)
+        out = torch.matmul(s_own.to(value.dtype), value).to(f32)
         out /= s_own.sum(-1, keepdim=True)
-        return out.view(b, h, q, d).transpose(1, 2)
+        return out.to(query.dtype).view(b, h, q, d).transpose(1, 2)
     # prefix keys: all rows' queries against the one prefix, (hk, b*g*q, n)
     qp = qs.transpose(0, 1).reshape(hk, b * g * q, d)
-    s_pre = torch.matmul(qp, pk.transpose(-1, -2))
+    s_pre = torch.matmul(qp, pk.transpose(-1, -2)).to(f32)
     if pmask is not None:
         s_pre.view(hk, b, g, q, -1).masked_fill_(~pmask[None, :, None], float("-inf"))
     m = torch.maximum(m, s_pre.amax(-1, keepdim=True).view(hk, b, g * q, 1).transpose(0, 1))
@@ -513,10 +518,10 @@ def _attend(
     total = s_own.sum(-1, keepdim=True) + s_pre.sum(-1, keepdim=True).view(
         hk, b, g * q, 1
     ).transpose(0, 1)
-    out = torch.matmul(s_own, value)
-    out += torch.matmul(s_pre, pv).view(hk, b, g * q, d).transpose(0, 1)
+    out = torch.matmul(s_own.to(value.dtype), value).to(f32)
+    out += torch.matmul(s_pre.to(pv.dtype), pv).to(f32).view(hk, b, g * q, d).transpose(0, 1)
     out /= total
-    return out.view(b, h, q, d).transpose(1, 2)
+    return out.to(query.dtype).view(b, h, q, d).transpose(1, 2)
 
 
 AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)

@@ -185,12 +185,15 @@ def _write_locked(
     )
     with partial.open("a", encoding="utf-8") as fh:
         shown = _progress(gens, len(prompts.instances), start, progress)
-        for inst, gen in zip(todo, shown, strict=True):
-            score = float(scorer(prompts.metric, gen.output, inst.reference))
-            values = (inst.id, gen.n_pmt, gen.output, gen.n_gen, score, gen.status)
-            rec = dict(zip(RECORD_KEYS, values, strict=True))
-            fh.write(dumps(rec) + "\n")
-            fh.flush()  # a killed process loses no finished record
+        try:
+            for inst, gen in zip(todo, shown, strict=True):
+                score = float(scorer(prompts.metric, gen.output, inst.reference))
+                values = (inst.id, gen.n_pmt, gen.output, gen.n_gen, score, gen.status)
+                rec = dict(zip(RECORD_KEYS, values, strict=True))
+                fh.write(dumps(rec) + "\n")
+                fh.flush()  # a killed process loses no finished record
+        except CtxscaleError as err:  # e.g. the backend's "does not fit in memory"
+            raise CtxscaleError(f"shard {out}: {err}") from None
         os.fsync(fh.fileno())  # on disk before the rename publishes the shard
     _check_complete(partial, header, prompts)
     partial.replace(out)
