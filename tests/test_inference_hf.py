@@ -352,3 +352,13 @@ def test_shared_prefix_attention_equals_attention_over_the_concatenation(dtype, 
     assert got.shape == (b, q, h, d)
     tol = {"float32": 1e-5, "bfloat16": 3e-2}[dtype]
     torch.testing.assert_close(got.float(), want, rtol=tol, atol=tol)
+
+
+def test_without_the_shared_prefix_attention_prompts_run_whole(backend, monkeypatch):
+    """A model that cannot take the shared-prefix attention (no AttentionInterface, hybrid
+    layers) runs every prompt whole, padded on the left, with the same outputs."""
+    monkeypatch.setattr(backend, "shares_prefix", False)
+    monkeypatch.setattr(backend, "_encode_prefix", None)  # never called
+    gens = list(backend.generate(PREFIX, SUFFIXES, stop=[], max_new_tokens=6))
+    for suffix, gen in zip(SUFFIXES, gens, strict=True):
+        assert (gen.output, gen.n_gen) == reference(backend, PREFIX, suffix, 6)

@@ -159,8 +159,12 @@ class TransformersBackend(Backend):
             [t == "sliding_attention" for t in types] if self.sliding_window else []
         )
         # The shared-prefix attention replaces the model's attention function; models that
-        # do not dispatch through AttentionInterface run every prompt whole.
-        self.shares_prefix = bool(getattr(self.model, "_supports_attention_backend", False))
+        # do not dispatch through AttentionInterface, or keep other state than keys and
+        # values (hybrid recurrent layers), run every prompt whole.
+        layers = DynamicCache(config=self.model.config).layers
+        self.shares_prefix = bool(
+            getattr(self.model, "_supports_attention_backend", False)
+        ) and all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -242,12 +246,6 @@ class TransformersBackend(Backend):
     def _encode_prefix(self, ids: list[int]) -> SharedPrefix:
         """Run the shared prefix once, ``prefill_chunk`` tokens at a time; keep its cache."""
         cache = DynamicCache(config=self.model.config)
-        if any(
-            type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers
-        ):
-            raise CtxscaleError(
-                f"model {self.label!r}: the shared prefix needs attention layers only"
-            )
         # one buffer per layer, every prefix position kept (pads may shift a row's window)
         cache.layers = [PreallocatedLayer(1, len(ids)) for _ in cache.layers]
         x = torch.tensor([ids], device=self.device)
