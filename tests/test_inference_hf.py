@@ -282,29 +282,29 @@ def test_cuda_batch_size_follows_free_memory(backend, monkeypatch):
     from ctxscale.errors import CtxscaleError
 
     prompts = backend.encode(PREFIX, SUFFIXES)
-    n = 10
-    monkeypatch.setattr(backend, "device", "cuda")
     free = {"bytes": 2**40}
+    monkeypatch.setattr(backend, "device", "cuda")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2**40))
-    assert backend._fit_batch(prompts, n, 8) == backend.batch_size
-    one_row = backend._fit_batch.__func__  # the need of one row, from a failing estimate
-    free["bytes"] = 1
-    with pytest.raises(CtxscaleError, match=r"model '.*tiny.*'.*10-token shared prefix.*GiB"):
-        one_row(backend, prompts, n, 8)
-    # room for exactly two rows
-    free["bytes"] = 2**40
-    lo, hi = 1, 2**40
-    while lo < hi:  # the least free memory that fits one row
+
+    def fit(n_bytes):
+        free["bytes"] = n_bytes
+        return backend._fit_batch(prompts, 10, 8)
+
+    assert fit(2**40) == backend.batch_size == 3
+    with pytest.raises(CtxscaleError, match=r"model '.*'.*10-token shared prefix.*GiB"):
+        fit(1)
+    lo, hi = 1, 2**40  # the least free memory that runs one row
+    while lo < hi:
         mid = (lo + hi) // 2
-        free["bytes"] = mid
         try:
-            backend._fit_batch(prompts, n, 8)
+            fit(mid)
             hi = mid
         except CtxscaleError:
             lo = mid + 1
-    free["bytes"] = lo
-    assert backend._fit_batch(prompts, n, 8) == 1
-    assert backend._fit_batch([], n, 8) == backend.batch_size
+    assert fit(lo) == 1
+    # each further row needs the same again (the prefix is counted once)
+    assert fit(2 * lo) >= 2
+    assert backend._fit_batch([], 10, 8) == backend.batch_size  # nothing to run
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
