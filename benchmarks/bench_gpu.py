@@ -76,7 +76,7 @@ def model_config(smoke: bool):
     )
 
 
-def build_backend(smoke: bool, device: str, dtype: str, prefill_chunk: int):
+def build_backend(smoke: bool, device: str, dtype: str, prefill_chunk: int, kv_dtype=None):
     """The backend around a random-weight model built on ``device`` in ``dtype``."""
     import torch
     from transformers import LlamaForCausalLM
@@ -101,6 +101,7 @@ def build_backend(smoke: bool, device: str, dtype: str, prefill_chunk: int):
         dtype=dtype,
         batch_size=64,
         prefill_chunk=prefill_chunk,
+        kv_dtype=kv_dtype,
         seed=31337,
         threads=None,
         model=model,
@@ -226,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-prefix", type=int, default=262144)
     ap.add_argument("--search-step", type=int, default=4096)
     ap.add_argument("--prefill-chunk", type=int, default=default("inference.prefill_chunk"))
+    ap.add_argument(
+        "--kv-dtype",
+        default=default("inference.kv_dtype"),
+        help="KV cache storage dtype, e.g. float8_e4m3fn (default: the model's)",
+    )
     args = ap.parse_args(argv)
     if args.smoke:
         args.device = "cpu"
@@ -237,17 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     sections = set(args.sections.split(","))
     gen = torch.Generator().manual_seed(0)
     with torch.inference_mode():
-        backend = build_backend(args.smoke, device, dtype, args.prefill_chunk)
+        backend = build_backend(args.smoke, device, dtype, args.prefill_chunk, args.kv_dtype)
         model, cfg = backend.model, backend.model.config
         n = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         kv_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim
-        kv_token *= torch.finfo(getattr(torch, dtype)).bits // 8
+        kv_token *= torch.finfo(backend.kv_torch_dtype or getattr(torch, dtype)).bits // 8
         name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
         print(
             f"device {name}, {dtype}, SDPA, non-embedding parameters {n:,}, "
             f"weights {weight_bytes / 2**30:.2f} GiB, KV {kv_token / 2**20:.3f} MiB a token, "
-            f"prefill_chunk {args.prefill_chunk}"
+            f"kv_dtype {args.kv_dtype or dtype}, prefill_chunk {args.prefill_chunk}"
         )
         if "prefill" in sections:
             print(

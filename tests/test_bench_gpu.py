@@ -35,3 +35,8 @@ def test_smoke_mode_prints_the_three_tables(capsys):
         assert f"\n| {batch} | " in out
     assert "weights/bandwidth ms" in out
     assert "| cpu | 1 | 128 |" in out and "| cpu | 8 | 128 |" in out
+
+
+def test_smoke_mode_with_a_reduced_precision_cache(capsys):
+    assert _bench().main(["--smoke", "--sections", "decode", "--kv-dtype", "bfloat16"]) == 0
+    assert "kv_dtype bfloat16" in capsys.readouterr().out

@@ -130,6 +130,12 @@ def test_engine_kwargs_refuses_gguf_file():
         engine_kwargs(ModelSource("/m", gguf_file="x.gguf"), spec(), {}, seed=1)
 
 
+def test_engine_kwargs_refuses_kv_dtype():
+    assert engine_kwargs(ModelSource("m"), spec(), {"kv_dtype": None}, seed=1)
+    with pytest.raises(CtxscaleError, match="kv_dtype is a transformers-backend setting"):
+        engine_kwargs(ModelSource("m"), spec(), {"kv_dtype": "float8_e4m3fn"}, seed=1)
+
+
 def test_sampling_is_greedy_with_stops():
     kw = sampling_kwargs(["\n\n"], 400, seed=31337)
     assert kw["temperature"] == 0.0 and kw["max_tokens"] == 400 and kw["stop"] == ["\n\n"]

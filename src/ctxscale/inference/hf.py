@@ -25,6 +25,12 @@ Prompts longer than the model's trained length still run (rotary positions are c
 any length); only ``max_model_len`` (config, optional) refuses a prompt. On CUDA the batch
 size of a shard is the configured one or less, as free memory allows (:meth:`_fit_batch`).
 
+``kv_dtype`` (config ``inference.kv_dtype``, off by default) stores the keys and values, the
+shared prefix's and the rows' own, in a reduced precision (``float8_e4m3fn``, ``bfloat16``):
+cast on write into the cache, cast back to the compute dtype where they are read (inside
+:func:`shared_prefix_attention`, or by the cache layer for the model's own attention). The
+shard header records it only when set.
+
 Sliding-window models (Gemma-3): transformers places the window by cache slot, so pads
 inside a batch would take window slots. For them every layer keeps its full cache and the
 masks are built from positions (a key is visible when it is a real token at most
@@ -58,6 +64,19 @@ from ctxscale.models import ModelSpec
 SHARED_PREFIX_ATTENTION = "ctxscale_shared_prefix"
 #: Bytes of prefix scores one attention call may hold at once (queries run in slices).
 SCORE_BYTES = 256 * 2**20
+
+
+def resolve_kv_dtype(name: str | None) -> torch.dtype | None:
+    """The torch floating-point dtype named ``name`` (``float8_e4m3fn``, ``bfloat16``), or None."""
+    if name is None:
+        return None
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise CtxscaleError(
+            f"kv_dtype {name!r} is not a floating-point dtype of torch {torch.__version__} "
+            "(e.g. float8_e4m3fn, float8_e5m2, bfloat16, float16)"
+        )
+    return dtype
 
 
 def resolve_device_dtype(device: str, dtype: str) -> tuple[str, str]:
@@ -97,6 +116,7 @@ class TransformersBackend(Backend):
             batch_size=int(batch_size or opts.get("batch_size", default("inference.batch_size"))),
             max_model_len=opts.get("max_model_len"),
             prefill_chunk=int(opts.get("prefill_chunk", default("inference.prefill_chunk"))),
+            kv_dtype=opts.get("kv_dtype", default("inference.kv_dtype")),
             seed=seed,
             threads=opts.get("threads"),
             label=spec.name,
@@ -111,6 +131,7 @@ class TransformersBackend(Backend):
         batch_size: int = default("inference.batch_size"),
         max_model_len: int | None = default("inference.max_model_len"),
         prefill_chunk: int = default("inference.prefill_chunk"),
+        kv_dtype: str | None = default("inference.kv_dtype"),
         seed: int = default("seed"),
         threads: int | None = None,
         model: Any = None,
@@ -122,6 +143,9 @@ class TransformersBackend(Backend):
             raise CtxscaleError(f"batch_size must be >= 1, got {batch_size}")
         if prefill_chunk < 1:
             raise CtxscaleError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
+        self.kv_dtype = kv_dtype
+        # the cache's storage dtype; None: the model's (keys and values as computed)
+        self.kv_torch_dtype = resolve_kv_dtype(kv_dtype)
         self.batch_size = batch_size
         self.max_model_len = max_model_len
         self.prefill_chunk = prefill_chunk
@@ -171,7 +195,7 @@ class TransformersBackend(Backend):
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out = {
             "device": self.device.split(":")[0],
             "dtype": self.dtype,
             "attention": "sdpa",
@@ -179,6 +203,9 @@ class TransformersBackend(Backend):
             "threads": self.threads,
             "max_model_len": self.max_model_len,
         }
+        if self.kv_dtype is not None:  # only when set: default shards' headers unchanged
+            out["kv_dtype"] = self.kv_dtype
+        return out
 
     def generate(
         self,
@@ -224,10 +251,11 @@ class TransformersBackend(Backend):
         free, _ = torch.cuda.mem_get_info(torch.device(self.device))
         cfg = self.model.config.get_text_config(decoder=True)
         elt = torch.finfo(getattr(torch, self.dtype)).bits // 8
+        kv_elt = torch.finfo(self.kv_torch_dtype).bits // 8 if self.kv_torch_dtype else elt
         heads = cfg.num_attention_heads
         kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        kv_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * elt
+        kv_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * kv_elt
         width = max(len(p) for p in prompts) - n_shared
         act_token = (4 * cfg.hidden_size + 3 * cfg.intermediate_size) * elt
         prefix = kv_token * n_shared + act_token * min(n_shared, self.prefill_chunk)
@@ -247,7 +275,12 @@ class TransformersBackend(Backend):
         """Run the shared prefix once, ``prefill_chunk`` tokens at a time; keep its cache."""
         cache = DynamicCache(config=self.model.config)
         # one buffer per layer, every prefix position kept (pads may shift a row's window)
-        cache.layers = [PreallocatedLayer(1, len(ids)) for _ in cache.layers]
+        # (its chunks attend to the earlier ones through the model's own attention, which
+        # reads the stored keys cast back)
+        cache.layers = [
+            PreallocatedLayer(1, len(ids), self.kv_torch_dtype, cast_back=True)
+            for _ in cache.layers
+        ]
         x = torch.tensor([ids], device=self.device)
         for lo in range(0, len(ids), self.prefill_chunk):
             self.model(
@@ -323,7 +356,9 @@ class TransformersBackend(Backend):
         for i, r in enumerate(rows):
             ids[i, width - len(r) :] = torch.tensor(r)
             suffix_mask[i, width - len(r) :] = 1
-        cache = _batch_cache(b, width + max_new_tokens, self.model.config)
+        cache = _batch_cache(
+            b, width + max_new_tokens, self.model.config, self.kv_torch_dtype, shared is None
+        )
         mask = torch.cat([torch.ones((b, n_prefix), dtype=torch.long), suffix_mask], 1).to(dev)
         # Position of each token = number of real tokens before it; pads get position 0.
         pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n_prefix:]
@@ -452,11 +487,14 @@ def shared_prefix_attention(
     layer = module.layer_idx
     sliding = sp.sliding[layer]
     pk, pv = sp.keys[layer][0], sp.values[layer][0]  # (kv_heads, n, d)
+    # a reduced-precision cache (kv_dtype) is read in the compute dtype (no-ops otherwise)
+    key, value = key.to(query.dtype), value.to(query.dtype)
     own = sp.own_masks[1] if sliding else sp.own_masks[0]
     pmask = None
     if sliding and sp.prefix_mask is not None:
         start, pmask = sp.prefix_mask
         pk, pv = pk[:, start:], pv[:, start:]
+    pk, pv = pk.to(query.dtype), pv.to(query.dtype)
     b, h, q, d = query.shape
     scale = scaling if scaling is not None else d**-0.5
     step = max(1, SCORE_BYTES // max(1, h * b * pk.shape[1] * 4))
@@ -525,8 +563,16 @@ def _attend(
 AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
 
 
-def _batch_cache(batch: int, room: int, config: Any) -> Any:
-    """A cache for ``batch`` rows' own tokens, ``room`` free slots per attention layer.
+def _batch_cache(
+    batch: int,
+    room: int,
+    config: Any,
+    kv_dtype: torch.dtype | None = None,
+    cast_back: bool = False,
+) -> Any:
+    """A cache for ``batch`` rows' own tokens, ``room`` free slots per attention layer,
+    stored in ``kv_dtype`` (None: as computed); ``cast_back`` where the model's own attention
+    reads it (no shared prefix), see :class:`PreallocatedLayer`.
 
     Attention layers (sliding ones too: their masks come from positions, see
     :func:`_position_masks`) become :class:`PreallocatedLayer`s: each step writes one slot
@@ -535,7 +581,7 @@ def _batch_cache(batch: int, room: int, config: Any) -> Any:
     """
     cache = DynamicCache(config=config)
     cache.layers = [
-        PreallocatedLayer(batch, room)
+        PreallocatedLayer(batch, room, kv_dtype, cast_back)
         if type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
         else layer
         for layer in cache.layers
@@ -545,20 +591,29 @@ def _batch_cache(batch: int, room: int, config: Any) -> Any:
 
 class PreallocatedLayer(DynamicLayer):
     """A DynamicLayer whose keys/values are views of a buffer of ``room`` slots per row,
-    allocated at the first update; each update writes its slots in place."""
+    allocated at the first update; each update writes its slots in place.
 
-    def __init__(self, batch: int, room: int) -> None:
+    With ``dtype`` the buffer is stored in that dtype (keys and values cast on write);
+    ``update`` returns the stored views, which :func:`shared_prefix_attention` casts back,
+    or with ``cast_back`` (the model's own attention reads them) copies in the dtype of the
+    incoming keys.
+    """
+
+    def __init__(
+        self, batch: int, room: int, dtype: torch.dtype | None = None, cast_back: bool = False
+    ) -> None:
         super().__init__()
         self.batch, self.room = batch, room
+        self.store_dtype, self.cast_back = dtype, cast_back
 
     def _allocate(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """A buffer shaped like ``keys`` (rows, heads, 0, d) with ``room`` slots."""
         _, h, _, d = keys.shape
         shape = (self.batch, h, self.room, d)
-        self._k = torch.empty(shape, dtype=keys.dtype, device=keys.device)
-        self._v = torch.empty(shape, dtype=values.dtype, device=values.device)
+        self._k = torch.empty(shape, dtype=self.store_dtype or keys.dtype, device=keys.device)
+        self._v = torch.empty(shape, dtype=self.store_dtype or values.dtype, device=keys.device)
         self.keys, self.values = self._k[:, :, :0], self._v[:, :, :0]
-        self.dtype, self.device = keys.dtype, keys.device
+        self.dtype, self.device = self._k.dtype, keys.device
         self.is_initialized = True
 
     def update(
@@ -568,12 +623,14 @@ class PreallocatedLayer(DynamicLayer):
             self._allocate(key_states[:, :, :0], value_states[:, :, :0])
         n, m = self.keys.shape[-2], key_states.shape[-2]
         if n + m > self._k.shape[-2]:  # out of room: grow by concatenation
-            self._k = torch.cat([self._k[:, :, :n], key_states], dim=-2)
-            self._v = torch.cat([self._v[:, :, :n], value_states], dim=-2)
+            self._k = torch.cat([self._k[:, :, :n], key_states.to(self._k.dtype)], dim=-2)
+            self._v = torch.cat([self._v[:, :, :n], value_states.to(self._v.dtype)], dim=-2)
         else:
-            self._k[:, :, n : n + m] = key_states
+            self._k[:, :, n : n + m] = key_states  # (cast on write where the dtypes differ)
             self._v[:, :, n : n + m] = value_states
         self.keys, self.values = self._k[:, :, : n + m], self._v[:, :, : n + m]
+        if self.cast_back and self.keys.dtype != key_states.dtype:
+            return self.keys.to(key_states.dtype), self.values.to(value_states.dtype)
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:

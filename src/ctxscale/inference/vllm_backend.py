@@ -73,6 +73,11 @@ def engine_kwargs(
             f"model {spec.name!r}: the vllm backend loads a transformers directory or hub id, "
             "not a GGUF file; use the transformers backend or a converted directory"
         )
+    if opts.get("kv_dtype") is not None:
+        raise CtxscaleError(
+            f"model {spec.name!r}: kv_dtype is a transformers-backend setting (vLLM's "
+            "kv_cache_dtype is not wired); unset it for vllm models"
+        )
     max_model_len = int(opts.get("max_model_len") or spec.n_ctx)
     dtype = str(opts.get("dtype", default("inference.dtype")))
     kw: dict[str, Any] = {
