@@ -210,3 +210,64 @@ def test_the_model_is_loaded_once_per_job_and_its_shards_are_written(work, monke
         assert got == records
         assert {r["status"] for r in lines} == {"ok"}
     assert not list(Path("results/generations").rglob("*.partial"))
+
+
+def test_a_vllm_job_hops_into_the_vllm_environment(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    import ctxscale.inference.cli as icli
+
+    python = tmp_path / "python"
+    python.write_text("")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no vLLM here
+    monkeypatch.setattr(sys, "argv", ["ctxscale", "infer-dataset", "--model", "m"])
+    calls = []
+    monkeypatch.setattr(icli.os, "execv", lambda *a: calls.append(a))
+    icli.run_in_vllm_env(["transformers"])
+    monkeypatch.delenv(icli.ENV_VLLM_PYTHON, raising=False)
+    icli.run_in_vllm_env(["vllm"])  # not set: the backend's own check speaks later
+    assert calls == []
+    monkeypatch.setenv(icli.ENV_VLLM_PYTHON, str(python))
+    icli.run_in_vllm_env(["transformers", "vllm"])
+    assert calls == [
+        (str(python), [str(python), "-m", "ctxscale", "infer-dataset", "--model", "m"])
+    ]
+    monkeypatch.setenv(icli.ENV_VLLM_PYTHON, str(tmp_path / "missing"))
+    with pytest.raises(CtxscaleError, match="CTXSCALE_VLLM_PYTHON=.*missing: no such file"):
+        icli.run_in_vllm_env(["vllm"])
+
+
+def test_a_job_frees_one_models_engine_before_loading_the_next(work, monkeypatch):
+    import ctxscale.inference.cli as icli
+    from ctxscale.inference.dataset import SharedModelInfer
+
+    config = dict(CONFIG)
+    config["families"] = [
+        {
+            **CONFIG["families"][0],
+            "checkpoints": [
+                {"name": n, "path": "x", "N": 1e8, "D": 1e12, "n_ctx": 2048} for n in ("m", "n")
+            ],
+        }
+    ]
+    Path("c.yaml").write_text(yaml.safe_dump(config))
+    Path("x").mkdir()
+    for k in (0, 2):  # prompts files as `ctxscale prepare` writes them
+        path = Path(f"results/prompts/gsm8k/{k}.json")
+        path.write_text(json.dumps({**json.loads(path.read_text()), "prefix": "Q: "}))
+    events = []
+
+    class Closing(EchoBackend):
+        def close(self):
+            events.append("close")
+
+    def load(*a, **k):
+        events.append("load")
+        return Closing()
+
+    monkeypatch.setattr(icli, "make_backend", load)
+    run = SharedModelInfer()
+    infer_dataset("c.yaml", "m", "gsm8k", "m.tsv", run=run)
+    infer_dataset("c.yaml", "n", "gsm8k", "n.tsv", run=run)
+    assert events == ["load", "close", "load"]

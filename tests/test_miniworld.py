@@ -226,3 +226,27 @@ def test_bad_miniworld_configs_fail_at_start():
         cfg = {**TINY, "miniworld": {**TINY["miniworld"], "families": [fam]}}
         with pytest.raises(CtxscaleError, match=match):
             validate_config(cfg)
+
+
+def test_the_config_backend_runs_every_model_and_vllm_gets_room_for_long_prompts():
+    from ctxscale.models import models_from_config
+
+    real = {
+        "name": "r",
+        "backend": "transformers",
+        "checkpoints": [{"name": "r1", "path": "x", "N": 1e8, "D": 1e12, "n_ctx": 2048}],
+    }
+    config = validate_config({**TINY, "families": [real], "datasets": ["gsm8k"]})
+    models = {m.name: m for m in models_from_config(config)}
+    assert {m.backend for m in models.values()} == {"transformers"}
+    # the transformers run keeps its settings (and so its shard headers) as they were
+    assert "max_model_len" not in models["tiny-s300"].settings
+    config = validate_config({**TINY, "families": [real], "datasets": ["gsm8k"], "backend": "vllm"})
+    models = {m.name: m for m in models_from_config(config)}
+    assert {m.backend for m in models.values()} == {"vllm"}
+    mw = config["miniworld"]
+    for m in models.values():
+        if m.settings.get("miniworld"):
+            longest = max(world.prompt_tokens(d, max(k)) for d, k in m.plan if k)
+            assert longest <= world.prompt_limit(mw, m.n_ctx) < m.settings["max_model_len"]
+    assert "max_model_len" not in models["r1"].settings  # a real model: its n_ctx

@@ -369,6 +369,11 @@ def resolved_summary(config: dict[str, Any], sources: list[str]) -> str:
             f"# length filter of family {family}: {_measure(tok)} ({_whose(config, tok)})"
             for family, tok in family_tokenizers(config).items()
         ),
+        *(
+            [f"# backend of every model: {config['backend']} (config backend)"]
+            if config.get("backend")
+            else []
+        ),
         f"# aggregation: {agg}: {AGGREGATIONS[agg]}",
         "# max_new_tokens: "
         + ("each dataset's own (registry)" if cap is None else f"capped at {cap}"),

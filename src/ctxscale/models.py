@@ -110,7 +110,7 @@ def models_from_config(config: dict[str, Any]) -> list[ModelSpec]:
                     N=float(merged["N"]),
                     D=float(merged["D"]),
                     n_ctx=int(merged["n_ctx"]),
-                    backend=str(merged["backend"]),
+                    backend=str(config.get("backend") or merged["backend"]),
                     hub_id=merged.get("hub_id"),
                     path=merged.get("path"),
                     gguf=merged.get("gguf"),

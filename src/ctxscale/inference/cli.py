@@ -8,7 +8,11 @@ is loaded, so a mistake costs a second, not a model load.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,26 @@ from ctxscale.inference.base import BACKENDS, Backend, PromptFile, backend_class
 from ctxscale.inference.fetch import ModelSource, cache_root, fetch_model, model_source
 from ctxscale.inference.shards import Scorer, shard_lock, write_shard
 from ctxscale.models import ModelSpec, model_by_name
+
+#: The vLLM environment's python (scripts/setup_vllm.sh makes ``.venv-vllm``).
+ENV_VLLM_PYTHON = "CTXSCALE_VLLM_PYTHON"
+
+
+def run_in_vllm_env(backends: Iterable[str]) -> None:
+    """Run this command again with ``$CTXSCALE_VLLM_PYTHON`` when one of ``backends`` is
+    vllm and vLLM is not importable here; otherwise return. vLLM pins its own torch and
+    transformers, so it lives in an environment of its own, and the workflow's jobs (run from
+    the project's environment) hop into it for the models that need it."""
+    if "vllm" not in set(backends) or importlib.util.find_spec("vllm") is not None:
+        return
+    python = os.environ.get(ENV_VLLM_PYTHON)
+    if not python:
+        return  # the backend's own check then says that vLLM is not installed
+    if not Path(python).is_file():
+        raise CtxscaleError(f"{ENV_VLLM_PYTHON}={python}: no such file (scripts/setup_vllm.sh)")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(python, [python, "-m", "ctxscale", *sys.argv[1:]])
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -105,6 +129,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     spec = model_by_name(config, args.model)
     name = args.backend or spec.backend
+    run_in_vllm_env([name])
     prompts, cache, scorer = check_shard_inputs(config, spec, args.prompts, name, args.cache_dir)
     out = Path(args.out)
     if out.exists() and not args.force:

@@ -152,6 +152,10 @@ class SharedModelInfer:
             return 0
         key = (config_digest(config), spec.name)
         if self._key != key:
+            close = getattr(self._backend, "close", None)
+            if callable(close):  # free the previous model's engine first
+                close()
+            self._backend = None
             self._backend = infer_cli.make_backend(spec.backend, spec, config, cache)
             self._key = key
         infer_cli.write_model_shard(prompts, self._backend, spec, out, scorer)
@@ -200,6 +204,10 @@ def _run(args: argparse.Namespace) -> int:
             f"{len(args.model)} --model x {len(args.dataset)} --dataset values need "
             f"{len(pairs)} --out values (model by model), got {len(args.out)}"
         )
+    from ctxscale.inference.cli import run_in_vllm_env
+
+    config = load_config(args.config)
+    run_in_vllm_env(model_by_name(config, m).backend for m in args.model)
     run = SharedModelInfer()  # one process: each model loaded once for all its datasets
     for (model, dataset), out in zip(pairs, args.out, strict=True):
         shards = infer_dataset(

@@ -289,6 +289,18 @@ class VLLMBackend(Backend):
                     n_gen=len(comp.token_ids),
                 )
 
+    def close(self) -> None:
+        """Shut the engine's worker processes down now, before another model's engine starts
+        in the same job (the miniature world evaluates several models per job)."""
+        llm = self.__dict__.pop("llm", None)
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if callable(getattr(core, "shutdown", None)):
+            core.shutdown()
+        del llm, core
+        import gc
+
+        gc.collect()
+
     def text_of(self, token_ids: Sequence[int], stop: Sequence[str]) -> str:
         """The generated ids decoded on their own and cut at the first stop string, as the
         transformers backend does. vLLM's own ``text`` decodes them in the prompt's context,

@@ -133,10 +133,16 @@ def prompt_tokens(dataset: str, n_shots: int) -> int:
     return 2 + n_shots * DEMO_TOKENS[dataset.removeprefix("mini_")]
 
 
+def prompt_limit(mw: dict[str, Any], n_ctx: int) -> int:
+    """The longest prompt, in tokens, a checkpoint of context ``n_ctx`` runs:
+    max(max_prompt_factor x the training length, 2 x n_ctx)."""
+    return max(int(mw["max_prompt_factor"]) * int(mw["train"]["n_ctx"]), 2 * n_ctx)
+
+
 def shots_for(mw: dict[str, Any], dataset: str, n_ctx: int) -> tuple[int, ...]:
     """Shot counts a checkpoint of context ``n_ctx`` runs: prompts up to
-    max(max_prompt_factor x the training length, 2 x n_ctx) tokens."""
-    limit = max(int(mw["max_prompt_factor"]) * int(mw["train"]["n_ctx"]), 2 * n_ctx)
+    :func:`prompt_limit` tokens."""
+    limit = prompt_limit(mw, n_ctx)
     return tuple(k for k in sorted(mw["n_shots"]) if prompt_tokens(dataset, k) <= limit)
 
 
@@ -151,9 +157,13 @@ def model_specs(config: dict[str, Any]) -> list:
         from ctxscale.config import validate_config
 
         mw = validate_config(config)["miniworld"]
+    backend = str(config.get("backend") or "transformers")
     out = []
     for ck in checkpoints(mw):
         plan = tuple((d, shots_for(mw, d, ck.n_ctx)) for d in mw["datasets"])
+        settings: dict[str, Any] = {"dtype": "float32", "batch_size": 64, "miniworld": True}
+        if backend == "vllm":  # vLLM refuses prompts past max_model_len (its n_ctx unless set)
+            settings["max_model_len"] = 2 * prompt_limit(mw, ck.n_ctx)
         out.append(
             ModelSpec(
                 name=ck.name,
@@ -162,9 +172,9 @@ def model_specs(config: dict[str, Any]) -> list:
                 N=float(ck.N),
                 D=float(ck.D),
                 n_ctx=ck.n_ctx,
-                backend="transformers",
+                backend=backend,
                 path=ck.path,
-                settings={"dtype": "float32", "batch_size": 64, "miniworld": True},
+                settings=settings,
                 plan=plan,
             )
         )
