@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
+import time
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +25,7 @@ from ctxscale import catalog  # noqa: E402
 from ctxscale.cli import main  # noqa: E402
 from ctxscale.errors import CtxscaleError  # noqa: E402
 from ctxscale.outputs import render  # noqa: E402
-from ctxscale.outputs.figures import FIGURES, draw_figure, figure_bytes, render_figure  # noqa: E402
+from ctxscale.outputs.figures import FIGURES, draw_figure, render_figure, save_figure  # noqa: E402
 from ctxscale.outputs.report import write_report  # noqa: E402
 from ctxscale.outputs.results import Inputs, Results, option_flag  # noqa: E402
 from ctxscale.outputs.tables import TABLES, build_table, paper_results, render_table  # noqa: E402
@@ -44,6 +44,57 @@ def res(paths) -> Results:
     return Results(Inputs(**paths), "test")
 
 
+class Drawn:
+    """One figure as this module's tests see it, drawn once: read-back tests read the open
+    figure; ``written`` saves it as PDF and PNG the first time it is asked for (before any
+    other layout pass, as render_figure saves a fresh drawing, so the bytes are a fresh
+    rendering's); ``problems`` is the readability check, made once, after that save."""
+
+    def __init__(self, name: str, res: Results, out: Path) -> None:
+        t0 = time.perf_counter()
+        self.fig = draw_figure(name, res)
+        self.seconds = time.perf_counter() - t0  # drawing and saving, as render_figure times
+        self.out = out / f"{name}.pdf"  # the path asked for, as render_figure's `out`
+        self._written: list[Path] | None = None
+        self._problems: list[str] | None = None
+
+    @property
+    def written(self) -> list[Path]:
+        if self._written is None:
+            t0 = time.perf_counter()
+            self._written = save_figure(self.fig, self.out)
+            self.seconds += time.perf_counter() - t0
+        return self._written
+
+    @property
+    def problems(self) -> list[str]:
+        if self._problems is None:
+            _ = self.written
+            self._problems = _readability_problems(self.fig)
+        return self._problems
+
+
+@pytest.fixture(scope="module")
+def drawn(paths, tmp_path_factory):
+    """``drawn(name)``: each figure drawn once per module (and saved and checked at most
+    once); the render, readability and read-back tests all look at that one drawing, and
+    none of them changes what the others read."""
+    import matplotlib.pyplot as plt
+
+    out = tmp_path_factory.mktemp("figures")
+    res = Results(Inputs(**paths), "test")
+    cache: dict[str, Drawn] = {}
+
+    def get(name: str) -> Drawn:
+        if name not in cache:
+            cache[name] = Drawn(name, res, out)
+        return cache[name]
+
+    yield get
+    for entry in cache.values():
+        plt.close(entry.fig)
+
+
 def _args(paths: dict[str, Path], *names: str) -> list[str]:
     out = []
     for name in names:
@@ -57,9 +108,9 @@ def test_cli_names_match_registries():
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
-def test_each_figure_renders_pdf_and_png(name, res, tmp_path):
-    written, seconds = render_figure(name, res, tmp_path / f"{name}.pdf")
-    pdf, png = (tmp_path / f"{name}.pdf"), (tmp_path / f"{name}.png")
+def test_each_figure_renders_pdf_and_png(name, drawn):
+    written, seconds = drawn(name).written, drawn(name).seconds
+    pdf, png = drawn(name).out, drawn(name).out.with_suffix(".png")
     assert written == [pdf, png]
     assert pdf.read_bytes().startswith(b"%PDF")
     assert png.read_bytes().startswith(b"\x89PNG")
@@ -143,36 +194,28 @@ def test_readability_check_finds_each_defect():
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
-def test_each_figure_is_readable(name, res):
-    import matplotlib.pyplot as plt
-
-    fig = draw_figure(name, res)
-    try:
-        assert _readability_problems(fig) == []
-    finally:
-        plt.close(fig)
+def test_each_figure_is_readable(name, drawn):
+    assert drawn(name).problems == []
 
 
-def test_figure_labels_axes_and_uses_log_scales(res):
-    import matplotlib.pyplot as plt
-
-    fig = draw_figure("fig2_contour_arithmetic", res)
-    try:
-        axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-        panels = [ax for ax in axes if ax.get_xlabel().startswith("training compute")]
-        assert len(panels) == 2  # one panel per model size (7B, 13B)
-        for ax in panels:
-            assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-            assert "(tokens)" in ax.get_ylabel() and "(FLOPs)" in ax.get_xlabel()
-            assert "n_ctx = 8k" in ax.get_title()
-    finally:
-        plt.close(fig)
+def test_figure_labels_axes_and_uses_log_scales(drawn):
+    fig = drawn("fig2_contour_arithmetic").fig
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    panels = [ax for ax in axes if ax.get_xlabel().startswith("training compute")]
+    assert len(panels) == 2  # one panel per model size (7B, 13B)
+    for ax in panels:
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert "(tokens)" in ax.get_ylabel() and "(FLOPs)" in ax.get_xlabel()
+        assert "n_ctx = 8k" in ax.get_title()
 
 
-def test_rerender_is_byte_identical(paths, tmp_path):
+def test_rerender_is_byte_identical(paths, drawn, tmp_path):
+    """A second rendering, by render_figure from a fresh Results, repeats the module's
+    first one byte for byte."""
     for name in ("fig3_contour_common_sense",):
-        first = render_figure(name, Results(Inputs(**paths)), tmp_path / "a" / f"{name}.pdf")[0]
-        second = render_figure(name, Results(Inputs(**paths)), tmp_path / "b" / f"{name}.pdf")[0]
+        first = drawn(name).written
+        second, seconds = render_figure(name, Results(Inputs(**paths)), tmp_path / f"{name}.pdf")
+        assert second == [tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"] and seconds < 30
         for a, b in zip(first, second, strict=True):
             assert a.read_bytes() == b.read_bytes(), a.name
 
@@ -195,27 +238,16 @@ def test_rerender_in_fresh_processes_is_byte_identical(paths, tmp_path):
         assert outs[0].with_suffix(suffix).read_bytes() == outs[1].with_suffix(suffix).read_bytes()
 
 
-def test_pdf_and_png_have_no_timestamps(res):
-    import matplotlib.pyplot as plt
-
-    fig = draw_figure("fig5_extrapolation_arithmetic", res)
-    try:
-        pdf, png = figure_bytes(fig, "pdf"), figure_bytes(fig, "png")
-    finally:
-        plt.close(fig)
+def test_pdf_and_png_have_no_timestamps(drawn):
+    pdf, png = (path.read_bytes() for path in drawn("fig5_extrapolation_arithmetic").written)
     assert b"CreationDate" not in pdf and b"ModDate" not in pdf
     assert b"Matplotlib" not in pdf and b"matplotlib" not in png
 
 
 @pytest.mark.parametrize("k", range(3))
-def test_extrapolation_curves_are_the_fitted_law(k, res, paths):
+def test_extrapolation_curves_are_the_fitted_law(k, drawn, paths):
     """Figures 5-7 read back: each drawn curve equals the extrapolation fit's law, written
     out in the test from the paper's formula, for exactly one model at the figure's n_ctx."""
-    import json
-
-    import matplotlib.pyplot as plt
-    from test_oracles_law import paper_law
-
     task = TASKS_ALL[k]
     fit = json.loads(paths["fit_extrapolation"].read_text())
     p, width = fit["tasks"][task]["params"], fit["settings"]["penalty_width"]
@@ -223,66 +255,54 @@ def test_extrapolation_curves_are_the_fitted_law(k, res, paths):
     at = points[(points["role"] == "fit") & (points["task"] == task)]
     n_ctx = at["n_ctx"].max()
     computes = sorted(at.loc[at["n_ctx"] == n_ctx, "C"].unique())
-    fig = draw_figure(f"fig{5 + k}_extrapolation_{task}", res)
-    try:
-        curves = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
-        curves = [ln for ln in curves if len(ln.get_xdata()) > 10]
-        assert len(curves) == len(computes) > 1
-        for line in curves:
-            x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-            law = {
-                C: [
-                    paper_law(C, n, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
-                              p["beta"], width)
-                    for n in x
-                ]
-                for C in computes
-            }  # fmt: skip
-            assert [C for C in computes if np.allclose(y, law[C], rtol=1e-9, atol=1e-12)] != []
-            assert sum(np.allclose(y, law[C], rtol=1e-9, atol=1e-12) for C in computes) == 1
-    finally:
-        plt.close(fig)
+    fig = drawn(f"fig{5 + k}_extrapolation_{task}").fig
+    curves = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+    curves = [ln for ln in curves if len(ln.get_xdata()) > 10]
+    assert len(curves) == len(computes) > 1
+    for line in curves:
+        x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+        law = {
+            C: [
+                paper_law(C, n, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
+                          p["beta"], width)
+                for n in x
+            ]
+            for C in computes
+        }  # fmt: skip
+        assert [C for C in computes if np.allclose(y, law[C], rtol=1e-9, atol=1e-12)] != []
+        assert sum(np.allclose(y, law[C], rtol=1e-9, atol=1e-12) for C in computes) == 1
 
 
-def test_figure_1_curves_are_the_two_fitted_laws(res, paths):
+def test_figure_1_curves_are_the_two_fitted_laws(drawn, paths):
     """Figure 1 read back: in each task's top panel the solid curve is the main fit's law and
     the dashed one the context-agnostic fit's compute term, both written out in the test,
     at the compute and n_ctx of the model the panel's title names."""
-    import json
-    import math
-
-    import matplotlib.pyplot as plt
-    from test_oracles_law import paper_law
-
     main_fit = json.loads(paths["fit_main"].read_text())
     agnostic = json.loads(paths["fit_agnostic"].read_text())
     width = main_fit["settings"]["penalty_width"]
     points = pd.read_csv(paths["points"])
-    fig = draw_figure("fig1_context_agnostic", res)
-    try:
-        panels = [ax for ax in fig.axes if ax.get_xscale() == "log"]
-        assert len(panels) == len(TASKS_ALL)
-        for ax, task in zip(panels, TASKS_ALL, strict=True):
-            model = ax.get_title().splitlines()[1].split(" (n_ctx")[0]
-            row = points[(points["model"] == model) & (points["task"] == task)].iloc[0]
-            C, n_ctx = row["C"], row["n_ctx"]
-            solid, dashed = (
-                next(ln for ln in ax.get_lines() if ln.get_linestyle() == style)
-                for style in ("-", "--")
-            )
-            p = main_fit["tasks"][task]["params"]
-            x = np.asarray(solid.get_xdata())
-            want = [
-                paper_law(C, n, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
-                          p["beta"], width)
-                for n in x
-            ]  # fmt: skip
-            assert np.allclose(solid.get_ydata(), want, rtol=1e-9, atol=1e-12)
-            q = agnostic["tasks"][task]["params"]
-            flat = 1.0 - math.exp(-q["A"] * (C / q["C_c"]) ** q["alpha"])
-            assert np.allclose(dashed.get_ydata(), flat, rtol=1e-9, atol=1e-12)
-    finally:
-        plt.close(fig)
+    fig = drawn("fig1_context_agnostic").fig
+    panels = [ax for ax in fig.axes if ax.get_xscale() == "log"]
+    assert len(panels) == len(TASKS_ALL)
+    for ax, task in zip(panels, TASKS_ALL, strict=True):
+        model = ax.get_title().splitlines()[1].split(" (n_ctx")[0]
+        row = points[(points["model"] == model) & (points["task"] == task)].iloc[0]
+        C, n_ctx = row["C"], row["n_ctx"]
+        solid, dashed = (
+            next(ln for ln in ax.get_lines() if ln.get_linestyle() == style)
+            for style in ("-", "--")
+        )
+        p = main_fit["tasks"][task]["params"]
+        x = np.asarray(solid.get_xdata())
+        want = [
+            paper_law(C, n, n_ctx, p["A"], p["C_c"], p["alpha"], p["B"], p["n_pmt_c"],
+                      p["beta"], width)
+            for n in x
+        ]  # fmt: skip
+        assert np.allclose(solid.get_ydata(), want, rtol=1e-9, atol=1e-12)
+        q = agnostic["tasks"][task]["params"]
+        flat = 1.0 - math.exp(-q["A"] * (C / q["C_c"]) ** q["alpha"])
+        assert np.allclose(dashed.get_ydata(), flat, rtol=1e-9, atol=1e-12)
 
 
 # -- figures read back: what a reader sees against the paper's formula and the input tables --
@@ -297,17 +317,6 @@ def inputs(paths) -> dict:
         **{k: pd.read_csv(paths[k]) for k in ("points", "ood", "technique")},
         **{k: json.loads(paths[k].read_text()) for k in ("fit_main", "fit_agnostic")},
     }
-
-
-@contextmanager
-def _drawn(name: str, res: Results):
-    import matplotlib.pyplot as plt
-
-    fig = draw_figure(name, res)
-    try:
-        yield fig
-    finally:
-        plt.close(fig)
 
 
 def _law_of(fit: dict, task: str):
@@ -411,7 +420,7 @@ def _edge_crossing(xs: np.ndarray, ys: np.ndarray, x: float, y: float):
 
 
 @pytest.mark.parametrize("k", range(3))
-def test_contour_figure_draws_the_fitted_law_and_the_observed_points(k, res, inputs):
+def test_contour_figure_draws_the_fitted_law_and_the_observed_points(k, drawn, inputs):
     """Figures 2-4 read back, one panel per model size (its family in the title) at n_ctx = 8k:
 
     - every vertex of every iso-line lies where the main fit's law, typed from the paper at
@@ -431,68 +440,68 @@ def test_contour_figure_draws_the_fitted_law_and_the_observed_points(k, res, inp
     pts = inputs["points"]
     pts = pts[(pts["role"] == "fit") & (pts["task"] == task)]
     n_ctx = 8192.0
-    with _drawn(f"fig{2 + k}_contour_{task}", res) as fig:
-        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-        (cbar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-        assert "score" in cbar.get_ylabel()
-        sizes = sorted(pts["N"].unique())
-        assert len(panels) == len(sizes) == 2
-        levels, z_all = None, [pts["score"].to_numpy()]
-        for ax, N in zip(panels, sizes, strict=True):
-            cp = pts[pts["N"] == N]
-            (family,) = cp["family"].unique()
-            assert ax.get_title() == f"{family}: N = {N / 1e9:.3g}B\nn_ctx = 8k"
-            (C,) = cp["C"].unique()
-            filled, lines = (c for c in ax.collections if isinstance(c, ContourSet))
-            assert filled.filled and not lines.filled
-            levels = filled.levels if levels is None else levels
-            np.testing.assert_array_equal(filled.levels, levels)  # one scale for all panels
-            np.testing.assert_array_equal(lines.levels, levels)
-            # the drawing grid, from the panel's limits
-            (c0, c1), (n0, n1) = ax.get_xlim(), ax.get_ylim()
-            assert c0 < C < c1 and n0 < cp["n_pmt"].min() and n1 >= 2 * n_ctx
-            xs = np.exp(np.linspace(np.log(c0), np.log(c1), 60))
-            ys = np.geomspace(n0, n1, 80)
-            # the law rises with C (alpha > 0): its extremes on the grid lie on the end columns
-            assert inputs["fit_main"]["tasks"][task]["params"]["alpha"] > 0
-            z_all.append(np.array([law(c, n, n_ctx) for c in xs[[0, -1]] for n in ys]))
-            n_vertices = 0
-            for level, path in zip(lines.levels, lines.get_paths(), strict=True):
-                for x, y in path.vertices:
-                    edge = _edge_crossing(xs, ys, x, y)
-                    assert edge is not None, f"iso-line vertex ({x:g}, {y:g}) off the grid"
-                    a, b, t = edge
-                    assert -1e-9 <= t <= 1 + 1e-9
-                    za, zb = law(*a, n_ctx), law(*b, n_ctx)
-                    assert za + t * (zb - za) == pytest.approx(level, rel=1e-9, abs=1e-12)
-                    n_vertices += 1
-            assert n_vertices > 100
-            # the observed points of that size at n_ctx = 8k, coloured by score
-            (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
-            at = cp[cp["n_ctx"] == n_ctx]
-            _assert_points(dots, at["C"], at["n_pmt"])
-            order = np.argsort(np.asarray(dots.get_offsets())[:, 1], kind="stable")
-            want = at.sort_values("n_pmt", kind="stable")["score"].to_numpy()
-            np.testing.assert_allclose(np.asarray(dots.get_array())[order], want, rtol=1e-12)
-            np.testing.assert_array_equal(dots.norm.boundaries, levels)
-            assert dots.cmap.name == filled.cmap.name
-            (dashed,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
-            assert list(dashed.get_ydata()) == [n_ctx, n_ctx]
-            _assert_all_shown(ax)
-            assert "compute C" in ax.get_xlabel() and "(FLOPs)" in ax.get_xlabel()
-            assert "prompt length" in ax.get_ylabel() and "(tokens)" in ax.get_ylabel()
-            read = _assert_ticks_read_true(ax.xaxis, at_least=3)
-            assert min(read) <= C <= max(read)
-            _assert_ticks_read_true(ax.yaxis)
-        z = np.concatenate(z_all)
-        lo, hi = max(z.min(), 0.0), min(z.max(), 1.0)
-        step = np.diff(levels)
-        np.testing.assert_allclose(step, step[0], rtol=1e-9)
-        assert levels[0] <= lo + 1e-12 and levels[-1] >= hi - 1e-12
-        assert 0 < step[0] <= (hi - lo) / 5  # at least five bands to read
+    fig = drawn(f"fig{2 + k}_contour_{task}").fig
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    (cbar,) = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert "score" in cbar.get_ylabel()
+    sizes = sorted(pts["N"].unique())
+    assert len(panels) == len(sizes) == 2
+    levels, z_all = None, [pts["score"].to_numpy()]
+    for ax, N in zip(panels, sizes, strict=True):
+        cp = pts[pts["N"] == N]
+        (family,) = cp["family"].unique()
+        assert ax.get_title() == f"{family}: N = {N / 1e9:.3g}B\nn_ctx = 8k"
+        (C,) = cp["C"].unique()
+        filled, lines = (c for c in ax.collections if isinstance(c, ContourSet))
+        assert filled.filled and not lines.filled
+        levels = filled.levels if levels is None else levels
+        np.testing.assert_array_equal(filled.levels, levels)  # one scale for all panels
+        np.testing.assert_array_equal(lines.levels, levels)
+        # the drawing grid, from the panel's limits
+        (c0, c1), (n0, n1) = ax.get_xlim(), ax.get_ylim()
+        assert c0 < C < c1 and n0 < cp["n_pmt"].min() and n1 >= 2 * n_ctx
+        xs = np.exp(np.linspace(np.log(c0), np.log(c1), 60))
+        ys = np.geomspace(n0, n1, 80)
+        # the law rises with C (alpha > 0): its extremes on the grid lie on the end columns
+        assert inputs["fit_main"]["tasks"][task]["params"]["alpha"] > 0
+        z_all.append(np.array([law(c, n, n_ctx) for c in xs[[0, -1]] for n in ys]))
+        n_vertices = 0
+        for level, path in zip(lines.levels, lines.get_paths(), strict=True):
+            for x, y in path.vertices:
+                edge = _edge_crossing(xs, ys, x, y)
+                assert edge is not None, f"iso-line vertex ({x:g}, {y:g}) off the grid"
+                a, b, t = edge
+                assert -1e-9 <= t <= 1 + 1e-9
+                za, zb = law(*a, n_ctx), law(*b, n_ctx)
+                assert za + t * (zb - za) == pytest.approx(level, rel=1e-9, abs=1e-12)
+                n_vertices += 1
+        assert n_vertices > 100
+        # the observed points of that size at n_ctx = 8k, coloured by score
+        (dots,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+        at = cp[cp["n_ctx"] == n_ctx]
+        _assert_points(dots, at["C"], at["n_pmt"])
+        order = np.argsort(np.asarray(dots.get_offsets())[:, 1], kind="stable")
+        want = at.sort_values("n_pmt", kind="stable")["score"].to_numpy()
+        np.testing.assert_allclose(np.asarray(dots.get_array())[order], want, rtol=1e-12)
+        np.testing.assert_array_equal(dots.norm.boundaries, levels)
+        assert dots.cmap.name == filled.cmap.name
+        (dashed,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert list(dashed.get_ydata()) == [n_ctx, n_ctx]
+        _assert_all_shown(ax)
+        assert "compute C" in ax.get_xlabel() and "(FLOPs)" in ax.get_xlabel()
+        assert "prompt length" in ax.get_ylabel() and "(tokens)" in ax.get_ylabel()
+        read = _assert_ticks_read_true(ax.xaxis, at_least=3)
+        assert min(read) <= C <= max(read)
+        _assert_ticks_read_true(ax.yaxis)
+    z = np.concatenate(z_all)
+    lo, hi = max(z.min(), 0.0), min(z.max(), 1.0)
+    step = np.diff(levels)
+    np.testing.assert_allclose(step, step[0], rtol=1e-9)
+    assert levels[0] <= lo + 1e-12 and levels[-1] >= hi - 1e-12
+    assert 0 < step[0] <= (hi - lo) / 5  # at least five bands to read
 
 
-def test_ood_figure_draws_observed_scores_and_the_fitted_law(res, inputs):
+def test_ood_figure_draws_observed_scores_and_the_fitted_law(drawn, inputs):
     """ood_compute read back, per task panel: each out-of-distribution family's dots are its
     observed (C, score) from the predictions file the figure reads, and its bars (same
     colour, '_' marker) the main fit's law typed from the paper at each point's C, n_pmt,
@@ -500,43 +509,41 @@ def test_ood_figure_draws_observed_scores_and_the_fitted_law(res, inputs):
     families' scores and the law at them; every point is in view and the C tick labels read
     their positions."""
     pts = inputs["points"]
-    with _drawn("ood_compute", res) as fig:
-        panels = [ax for ax in fig.axes if ax.get_title()]
-        assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
-        for ax, task in zip(panels, TASKS_ALL, strict=True):
-            law = _law_of(inputs["fit_main"], task)
-            colls = ax.collections
-            at = {
-                c.get_label(): i for i, c in enumerate(colls) if not c.get_label().startswith("_")
-            }
-            ref = pts[(pts["role"] == "fit") & (pts["task"] == task)]
-            i = at["fitted on"]
-            _assert_points(colls[i], ref["C"], ref["score"])
-            _assert_points(colls[i + 1], ref["C"], _law_at(law, ref))
-            assert _is_bar_marker(colls[i + 1]) and not _is_bar_marker(colls[i])
-            ood = inputs["ood"][inputs["ood"]["task"] == task]
-            families = sorted(ood["family"].unique())
-            assert families == sorted(pts.loc[pts["role"] == "ood", "family"].unique())
-            assert len(families) == 2 and len(at) == 1 + len(families)
-            for fam in families:
-                fp = ood[ood["family"] == fam]
-                pred = _law_at(law, fp)
-                (label,) = [name for name in at if name.startswith(f"{fam}: MAE ")]
-                dots, bars = colls[at[label]], colls[at[label] + 1]
-                _assert_points(dots, fp["C"], fp["score"])
-                _assert_points(bars, fp["C"], pred)
-                assert _is_bar_marker(bars) and not _is_bar_marker(dots)
-                np.testing.assert_allclose(dots.get_edgecolor()[0], bars.get_edgecolor()[0])
-                mae = np.mean(np.abs(fp["score"].to_numpy() - pred))
-                assert float(label.split("MAE ")[1]) == pytest.approx(mae, abs=5e-4 + 1e-9)
-            _assert_all_shown(ax)
-            assert "(FLOPs)" in ax.get_xlabel() and ax.get_xscale() == "log"
-            _assert_ticks_read_true(ax.xaxis)
-            _assert_ticks_read_true(ax.yaxis)
-        assert "score" in panels[0].get_ylabel()
+    fig = drawn("ood_compute").fig
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
+    for ax, task in zip(panels, TASKS_ALL, strict=True):
+        law = _law_of(inputs["fit_main"], task)
+        colls = ax.collections
+        at = {c.get_label(): i for i, c in enumerate(colls) if not c.get_label().startswith("_")}
+        ref = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+        i = at["fitted on"]
+        _assert_points(colls[i], ref["C"], ref["score"])
+        _assert_points(colls[i + 1], ref["C"], _law_at(law, ref))
+        assert _is_bar_marker(colls[i + 1]) and not _is_bar_marker(colls[i])
+        ood = inputs["ood"][inputs["ood"]["task"] == task]
+        families = sorted(ood["family"].unique())
+        assert families == sorted(pts.loc[pts["role"] == "ood", "family"].unique())
+        assert len(families) == 2 and len(at) == 1 + len(families)
+        for fam in families:
+            fp = ood[ood["family"] == fam]
+            pred = _law_at(law, fp)
+            (label,) = [name for name in at if name.startswith(f"{fam}: MAE ")]
+            dots, bars = colls[at[label]], colls[at[label] + 1]
+            _assert_points(dots, fp["C"], fp["score"])
+            _assert_points(bars, fp["C"], pred)
+            assert _is_bar_marker(bars) and not _is_bar_marker(dots)
+            np.testing.assert_allclose(dots.get_edgecolor()[0], bars.get_edgecolor()[0])
+            mae = np.mean(np.abs(fp["score"].to_numpy() - pred))
+            assert float(label.split("MAE ")[1]) == pytest.approx(mae, abs=5e-4 + 1e-9)
+        _assert_all_shown(ax)
+        assert "(FLOPs)" in ax.get_xlabel() and ax.get_xscale() == "log"
+        _assert_ticks_read_true(ax.xaxis)
+        _assert_ticks_read_true(ax.yaxis)
+    assert "score" in panels[0].get_ylabel()
 
 
-def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(res, inputs):
+def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(drawn, inputs):
     """yarn_vs_pi read back. The test picks the technique model (PI) from its predictions
     file and, from the points table, the YaRN model of the same N and n_ctx. Per task panel:
     the squares are the PI model's observed (n_pmt, score) and the dashed line runs through
@@ -549,79 +556,79 @@ def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(res, inputs)
     same_n = np.isclose(pts["N"], N, rtol=1e-5)  # the points table keeps 6 digits
     twin = pts[(pts["role"] == "fit") & same_n & (pts["n_ctx"] == n_ctx)]
     (yarn,) = twin["model"].unique()
-    with _drawn("yarn_vs_pi", res) as fig:
-        panels = [ax for ax in fig.axes if ax.get_title()]
-        assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
-        for ax, task in zip(panels, TASKS_ALL, strict=True):
-            law = _law_of(inputs["fit_main"], task)
-            maes = {}
-            for model, rows, style, square in ((yarn, twin, "-", False), (pi, tech, "--", True)):
-                tp = rows[rows["task"] == task].sort_values("n_pmt")
-                pred = _law_at(law, tp)
-                (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == style]
-                np.testing.assert_array_equal(line.get_xdata(), tp["n_pmt"])
-                np.testing.assert_allclose(line.get_ydata(), pred, rtol=1e-9, atol=1e-12)
-                colour = matplotlib.colors.to_rgba(line.get_color())
-                (marks,) = [c for c in ax.collections if np.allclose(c.get_edgecolor()[0], colour)]
-                _assert_points(marks, tp["n_pmt"], tp["score"])
-                corners = np.abs(marks.get_paths()[0].vertices)
-                assert square == bool(np.allclose(corners, corners.max())), model
-                maes[model] = np.mean(np.abs(tp["score"].to_numpy() - pred))
-            (dotted,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
-            assert list(dotted.get_xdata()) == [n_ctx, n_ctx]
-            legend = [t.get_text() for t in ax.get_legend().get_texts()]
-            assert len(legend) == 2
-            for model, value in maes.items():
-                (text,) = [t for t in legend if model.endswith(t.split(": ")[0])]
-                assert float(text.split(": ")[1]) == pytest.approx(value, abs=5e-4 + 1e-9)
-            _assert_all_shown(ax)
-            _assert_ticks_read_true(ax.xaxis)
-        names = [t.get_text() for t in fig.legends[0].get_texts()]
-        assert f"{yarn} (fitted on)" in names and f"{pi} (predicted)" in names
+    fig = drawn("yarn_vs_pi").fig
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
+    for ax, task in zip(panels, TASKS_ALL, strict=True):
+        law = _law_of(inputs["fit_main"], task)
+        maes = {}
+        for model, rows, style, square in ((yarn, twin, "-", False), (pi, tech, "--", True)):
+            tp = rows[rows["task"] == task].sort_values("n_pmt")
+            pred = _law_at(law, tp)
+            (line,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == style]
+            np.testing.assert_array_equal(line.get_xdata(), tp["n_pmt"])
+            np.testing.assert_allclose(line.get_ydata(), pred, rtol=1e-9, atol=1e-12)
+            colour = matplotlib.colors.to_rgba(line.get_color())
+            (marks,) = [c for c in ax.collections if np.allclose(c.get_edgecolor()[0], colour)]
+            _assert_points(marks, tp["n_pmt"], tp["score"])
+            corners = np.abs(marks.get_paths()[0].vertices)
+            assert square == bool(np.allclose(corners, corners.max())), model
+            maes[model] = np.mean(np.abs(tp["score"].to_numpy() - pred))
+        (dotted,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+        assert list(dotted.get_xdata()) == [n_ctx, n_ctx]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert len(legend) == 2
+        for model, value in maes.items():
+            (text,) = [t for t in legend if model.endswith(t.split(": ")[0])]
+            assert float(text.split(": ")[1]) == pytest.approx(value, abs=5e-4 + 1e-9)
+        _assert_all_shown(ax)
+        _assert_ticks_read_true(ax.xaxis)
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert f"{yarn} (fitted on)" in names and f"{pi} (predicted)" in names
 
 
-def test_residual_figure_draws_observed_minus_the_fitted_law(res, inputs):
+def test_residual_figure_draws_observed_minus_the_fitted_law(drawn, inputs):
     """residuals read back, per task column: in the top panel each model size's filled dots
     are its points with n_pmt <= n_ctx at (n_pmt, score - law), the law typed from the paper,
     and its open dots those beyond n_ctx; the bottom panel shows the same residuals at each
     point's n_ctx (shifted by at most 5% so that sizes sit side by side), with tick labels
     that read context lengths (4k ... 128k); the title reads the mean |residual|."""
     pts = inputs["points"]
-    with _drawn("residuals", res) as fig:
-        assert len(fig.axes) == 2 * len(TASKS_ALL)
-        for j, task in enumerate(TASKS_ALL):
-            tp = pts[(pts["role"] == "fit") & (pts["task"] == task)]
-            tp = tp.assign(r=tp["score"] - _law_at(_law_of(inputs["fit_main"], task), tp))
-            top, bottom = fig.axes[j], fig.axes[len(TASKS_ALL) + j]
-            title, _, value = top.get_title().rpartition(": MAE ")
-            assert title == catalog.task_label(task)
-            assert float(value) == pytest.approx(tp["r"].abs().mean(), abs=5e-4 + 1e-9)
-            for ax in (top, bottom):
-                colls = ax.collections
-                for N in sorted(tp["N"].unique()):
-                    cp = tp[tp["N"] == N]
-                    (family,) = cp["family"].unique()
-                    (i,) = [i for i, c in enumerate(colls) if c.get_label().startswith(family)]
-                    inside = cp["n_pmt"] <= cp["n_ctx"]
-                    for coll, sel, filled in (
-                        (colls[i], inside, True),
-                        (colls[i + 1], ~inside, False),
-                    ):
-                        want = cp[sel]
-                        face = np.asarray(coll.get_facecolor())
-                        assert filled == bool(len(face) and face[0][3] > 0), (task, family)
-                        if ax is top:
-                            _assert_points(coll, want["n_pmt"], want["r"])
-                            continue
-                        xy = np.asarray(coll.get_offsets(), dtype=float)
-                        got, want = xy[np.argsort(xy[:, 1])], want.sort_values("r")
-                        np.testing.assert_allclose(got[:, 1], want["r"], rtol=1e-9, atol=1e-12)
-                        shift = got[:, 0] / want["n_ctx"].to_numpy()
-                        assert np.allclose(shift, shift[0]) and 0.95 <= shift[0] <= 1.05
-                _assert_all_shown(ax)
-            _assert_ticks_read_true(top.xaxis)
-            read = _assert_ticks_read_true(bottom.xaxis)
-            assert set(read) <= set(tp["n_ctx"])
+    fig = drawn("residuals").fig
+    assert len(fig.axes) == 2 * len(TASKS_ALL)
+    for j, task in enumerate(TASKS_ALL):
+        tp = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+        tp = tp.assign(r=tp["score"] - _law_at(_law_of(inputs["fit_main"], task), tp))
+        top, bottom = fig.axes[j], fig.axes[len(TASKS_ALL) + j]
+        title, _, value = top.get_title().rpartition(": MAE ")
+        assert title == catalog.task_label(task)
+        assert float(value) == pytest.approx(tp["r"].abs().mean(), abs=5e-4 + 1e-9)
+        for ax in (top, bottom):
+            colls = ax.collections
+            for N in sorted(tp["N"].unique()):
+                cp = tp[tp["N"] == N]
+                (family,) = cp["family"].unique()
+                (i,) = [i for i, c in enumerate(colls) if c.get_label().startswith(family)]
+                inside = cp["n_pmt"] <= cp["n_ctx"]
+                for coll, sel, filled in (
+                    (colls[i], inside, True),
+                    (colls[i + 1], ~inside, False),
+                ):
+                    want = cp[sel]
+                    face = np.asarray(coll.get_facecolor())
+                    assert filled == bool(len(face) and face[0][3] > 0), (task, family)
+                    if ax is top:
+                        _assert_points(coll, want["n_pmt"], want["r"])
+                        continue
+                    xy = np.asarray(coll.get_offsets(), dtype=float)
+                    got, want = xy[np.argsort(xy[:, 1])], want.sort_values("r")
+                    np.testing.assert_allclose(got[:, 1], want["r"], rtol=1e-9, atol=1e-12)
+                    shift = got[:, 0] / want["n_ctx"].to_numpy()
+                    assert np.allclose(shift, shift[0]) and 0.95 <= shift[0] <= 1.05
+            _assert_all_shown(ax)
+        _assert_ticks_read_true(top.xaxis)
+        read = _assert_ticks_read_true(bottom.xaxis)
+        assert set(read) <= set(tp["n_ctx"])
 
 
 PARAM_LABELS = {  # a y label's leading symbol -> what the reader takes the panel to show
@@ -634,7 +641,7 @@ PARAM_LABELS = {  # a y label's leading symbol -> what the reader takes the pane
 }
 
 
-def test_params_figure_draws_the_fit_files_values_and_intervals(res, inputs):
+def test_params_figure_draws_the_fit_files_values_and_intervals(drawn, inputs):
     """params read back: each panel, named by its y label, has one dot per task (named by
     the x tick labels) at the fit file's value of that parameter, or at the combination
     log10(A C_c^-alpha) / log10(B n_pmt_c^-beta) worked out in the test from the six
@@ -642,53 +649,53 @@ def test_params_figure_draws_the_fit_files_values_and_intervals(res, inputs):
     from matplotlib.collections import LineCollection
 
     fit = inputs["fit_main"]["tasks"]
-    with _drawn("params", res) as fig:
-        shown = []
-        for ax in fig.axes:
-            name = PARAM_LABELS[ax.get_ylabel().split(" ")[0]]
-            shown.append(name)
-            block = "params" if name in ("A", "alpha", "B", "beta") else "identifiable"
-            ticks = ax.xaxis.get_major_formatter().format_ticks(ax.get_xticks())
-            tasks = [t.replace("\n", "_") for t in ticks]
-            assert sorted(tasks) == TASKS_ALL
-            (dots,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
-            (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
-            segments = {float(s[0][0]): s for s in bars.get_segments()}
-            for x, y, task in zip(dots.get_xdata(), dots.get_ydata(), tasks, strict=True):
-                p = fit[task]["params"]
-                want = {
-                    "log10_A_C_c": math.log10(p["A"]) - p["alpha"] * math.log10(p["C_c"]),
-                    "log10_B_n_pmt_c": math.log10(p["B"]) - p["beta"] * math.log10(p["n_pmt_c"]),
-                }.get(name, p.get(name))
-                assert y == pytest.approx(want, rel=1e-9), (name, task)
-                lo, hi = fit[task]["ci"][block][name]
-                seg = segments[float(x)]
-                assert sorted(seg[:, 1]) == pytest.approx([lo, hi], rel=1e-9), (name, task)
-        assert sorted(shown) == sorted(PARAM_LABELS.values())
+    fig = drawn("params").fig
+    shown = []
+    for ax in fig.axes:
+        name = PARAM_LABELS[ax.get_ylabel().split(" ")[0]]
+        shown.append(name)
+        block = "params" if name in ("A", "alpha", "B", "beta") else "identifiable"
+        ticks = ax.xaxis.get_major_formatter().format_ticks(ax.get_xticks())
+        tasks = [t.replace("\n", "_") for t in ticks]
+        assert sorted(tasks) == TASKS_ALL
+        (dots,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+        (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+        segments = {float(s[0][0]): s for s in bars.get_segments()}
+        for x, y, task in zip(dots.get_xdata(), dots.get_ydata(), tasks, strict=True):
+            p = fit[task]["params"]
+            want = {
+                "log10_A_C_c": math.log10(p["A"]) - p["alpha"] * math.log10(p["C_c"]),
+                "log10_B_n_pmt_c": math.log10(p["B"]) - p["beta"] * math.log10(p["n_pmt_c"]),
+            }.get(name, p.get(name))
+            assert y == pytest.approx(want, rel=1e-9), (name, task)
+            lo, hi = fit[task]["ci"][block][name]
+            seg = segments[float(x)]
+            assert sorted(seg[:, 1]) == pytest.approx([lo, hi], rel=1e-9), (name, task)
+    assert sorted(shown) == sorted(PARAM_LABELS.values())
 
 
-def test_figure_1_scatter_is_each_fit_against_the_observed_scores(res, inputs):
+def test_figure_1_scatter_is_each_fit_against_the_observed_scores(drawn, inputs):
     """Figure 1, bottom row read back: per task, the filled dots are (observed score, main
     fit's law) at every fitted point, the open squares (observed score, the agnostic fit's
     compute term 1 - exp(-A (C/C_c)^alpha)), both typed from the paper; each legend entry
     reads that fit's MAE; both axes start at 0 and show every point."""
     pts = inputs["points"]
-    with _drawn("fig1_context_agnostic", res) as fig:
-        panels = [ax for ax in fig.axes if ax.get_xlabel() == "observed score"]
-        assert len(panels) == len(TASKS_ALL)
-        for ax, task in zip(panels, TASKS_ALL, strict=True):
-            tp = pts[(pts["role"] == "fit") & (pts["task"] == task)]
-            q = inputs["fit_agnostic"]["tasks"][task]["params"]
-            flat = [1.0 - math.exp(-q["A"] * (c / q["C_c"]) ** q["alpha"]) for c in tp["C"]]
-            aware = _law_at(_law_of(inputs["fit_main"], task), tp)
-            for prefix, pred in (("context-aware", aware), ("context-agnostic", flat)):
-                (coll,) = [c for c in ax.collections if c.get_label().startswith(prefix)]
-                _assert_points(coll, tp["score"], pred)
-                mae = np.mean(np.abs(tp["score"].to_numpy() - np.asarray(pred)))
-                value = float(coll.get_label().split("MAE ")[1])
-                assert value == pytest.approx(mae, abs=5e-4 + 1e-9)
-            assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] == 0
-            _assert_all_shown(ax)
+    fig = drawn("fig1_context_agnostic").fig
+    panels = [ax for ax in fig.axes if ax.get_xlabel() == "observed score"]
+    assert len(panels) == len(TASKS_ALL)
+    for ax, task in zip(panels, TASKS_ALL, strict=True):
+        tp = pts[(pts["role"] == "fit") & (pts["task"] == task)]
+        q = inputs["fit_agnostic"]["tasks"][task]["params"]
+        flat = [1.0 - math.exp(-q["A"] * (c / q["C_c"]) ** q["alpha"]) for c in tp["C"]]
+        aware = _law_at(_law_of(inputs["fit_main"], task), tp)
+        for prefix, pred in (("context-aware", aware), ("context-agnostic", flat)):
+            (coll,) = [c for c in ax.collections if c.get_label().startswith(prefix)]
+            _assert_points(coll, tp["score"], pred)
+            mae = np.mean(np.abs(tp["score"].to_numpy() - np.asarray(pred)))
+            value = float(coll.get_label().split("MAE ")[1])
+            assert value == pytest.approx(mae, abs=5e-4 + 1e-9)
+        assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] == 0
+        _assert_all_shown(ax)
 
 
 #: Each catalogued figure -> the tests that read back what it draws. A new figure needs one.
