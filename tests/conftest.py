@@ -3,6 +3,7 @@ configs as Snakemake itself resolves them."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -89,23 +90,39 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 120) -> subprocess
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """A scratch directory of this test run that every pytest-xdist worker sees (the
+    workers' base directories share their parent); the session's own without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def snakemake_config(tmp_path_factory):
     """``resolve(*presets)``: the config a Snakemake dry run resolves from config.yaml and
     ``workflow/presets/<preset>`` files (the copy the workflow writes under
-    .snakemake/ctxscale/ for its rules), one Snakemake call per preset list per session."""
+    .snakemake/ctxscale/ for its rules), one Snakemake call per preset list per test run:
+    the first worker to ask runs it and keeps the copy, the others wait for it and read it."""
     cache: dict[tuple[str, ...], dict] = {}
+    shared = shared_dir(tmp_path_factory)
 
     def resolve(*presets: str) -> dict:
         if presets not in cache:
-            work = tmp_path_factory.mktemp("resolved")
-            args = [
-                arg for p in presets for arg in ("--configfile", str(ROOT / "workflow/presets" / p))
-            ]
-            proc = run_snakemake(work, "results/config.yaml", "-n", *args, "--quiet", "all")
-            assert proc.returncode == 0, proc.stdout + proc.stderr
-            (written,) = (work / ".snakemake/ctxscale").glob("config-*.yaml")
-            cache[presets] = yaml.safe_load(written.read_text())
+            kept = shared / ("resolved-" + "+".join(["config.yaml", *presets]))
+            with open(kept.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not kept.exists():
+                    work = tmp_path_factory.mktemp("resolved")
+                    args = [
+                        arg
+                        for p in presets
+                        for arg in ("--configfile", str(ROOT / "workflow/presets" / p))
+                    ]
+                    proc = run_snakemake(work, "results/config.yaml", "-n", *args, "--quiet", "all")
+                    assert proc.returncode == 0, proc.stdout + proc.stderr
+                    (written,) = (work / ".snakemake/ctxscale").glob("config-*.yaml")
+                    shutil.copy(written, kept)
+            cache[presets] = yaml.safe_load(kept.read_text())
         return cache[presets]
 
     return resolve
