@@ -118,6 +118,9 @@ def test_one_figure_runs_only_what_it_needs(tmp_path):
         "fit": 1,  # main only
         "figure": 1,
     }
+
+
+def test_one_table_runs_only_what_it_needs(tmp_path):
     counts = job_counts(tmp_path, "results/tables/ablation.csv")
     # main, no_penalty and penalty_variant
     assert counts["fit"] == 3 and counts["table"] == 1 and "figure" not in counts
