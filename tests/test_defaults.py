@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ctxscale.config import default, schema
@@ -195,6 +196,9 @@ print(json.dumps(out, default=str))
 """
 
 
+# slow: a copy of the package probed in a fresh interpreter; scripts/check.sh runs it (the
+# full suite).
+@pytest.mark.slow
 def test_changing_a_schema_default_changes_every_command_and_function(tmp_path):
     """A copy of the package with other defaults in its schema: the CLI parsers, keyword
     defaults and fallbacks all follow (none holds its own copy)."""

@@ -76,6 +76,9 @@ def test_local_profile():
     assert prof["cores"] == "all" and prof["rerun-incomplete"] is True
 
 
+# slow: a paper-scale dry run, like test_workflow.py::test_paper_dag_shape; scripts/check.sh
+# runs it (the full suite).
+@pytest.mark.slow
 def test_gpus_per_inference_job_follow_tensor_parallel_size(tmp_path):
     """The paper DAG asks tensor_parallel_size GPUs per vLLM job (and memory with them)."""
     from test_workflow import snakemake

@@ -100,6 +100,9 @@ def test_checkpoints_count_every_training_token(mw):
     assert cks["tiny-s10-pi2x"].role == "technique" and cks["tiny-s10-pi2x"].base == "tiny-s10"
 
 
+# slow: a second training run of the whole family; scripts/check.sh runs it (the full suite),
+# and its end-to-end run, twice from clean, compares the manifests as well.
+@pytest.mark.slow
 def test_training_is_deterministic(mw, trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = trained / world.MODELS_DIR

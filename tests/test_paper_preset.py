@@ -213,6 +213,9 @@ def dry_run_jobs(text: str) -> list[tuple[str, dict[str, str]]]:
     return jobs
 
 
+# slow: a paper-scale dry run, like test_workflow.py::test_paper_dag_shape; scripts/check.sh
+# runs it (the full suite).
+@pytest.mark.slow
 def test_paper_dag_prepares_prompts_per_tokenizer(tmp_path):
     """Qwen-2.5 and Gemma-2 (both sizes: one tokenizer, one job) read prompts prepared with
     their own tokenizer; the Llama-2 families (fitted, PI, 70B) read the shared files."""
