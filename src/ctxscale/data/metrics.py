@@ -198,12 +198,17 @@ def last_number(text: str) -> float | None:
         return None
 
 
-def math_equiv(output: str, reference: str, tol: float = 1e-3) -> float:
-    """The original's arithmetic metric: last numbers agree within absolute ``tol``."""
-    gold, pred = last_number(reference), last_number(output)
+def _agree(gold: float | None, pred: float | None, tol: float) -> float:
+    """1.0 where both numbers exist and agree within absolute ``tol`` (``math.isclose`` also
+    keeps its relative tolerance of 1e-9, as the original's call does)."""
     if gold is None or pred is None:
         return 0.0
     return float(math.isclose(gold, pred, abs_tol=tol))
+
+
+def math_equiv(output: str, reference: str, tol: float = 1e-3) -> float:
+    """The original's arithmetic metric: last numbers agree within absolute ``tol``."""
+    return _agree(last_number(reference), last_number(output), tol)
 
 
 _SIGNED_NUMBER = re.compile(r"-?\s*(\d+(?:[.,/]\d+)*)")
@@ -231,10 +236,7 @@ def math_equiv_answer(output: str, reference: str, tol: float = 1e-3) -> float:
     """The corrected arithmetic metric: a one-number reference is compared with the output's
     last number, sign included; any other reference must equal the output's first line."""
     if _ONE_NUMBER.fullmatch(reference.strip()):
-        gold, pred = _signed_last_number(reference), _signed_last_number(output)
-        if gold is None or pred is None:
-            return 0.0
-        return float(math.isclose(gold, pred, abs_tol=tol))
+        return _agree(_signed_last_number(reference), _signed_last_number(output), tol)
     return float(
         bool(_whole_answer(reference)) and _whole_answer(output) == _whole_answer(reference)
     )
