@@ -201,7 +201,10 @@ def check_paper_scale(config: dict[str, Any]) -> None:
 
 def merge_configs(layers: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge config files as Snakemake's ``--configfile`` does: later ones update earlier
-    ones, mappings key by key, everything else (lists included) replaced whole."""
+    ones, mappings key by key, everything else (lists included) replaced whole. One file is
+    itself (no Snakemake needed: a job in vLLM's environment reads the resolved config)."""
+    if len(layers) == 1:
+        return copy.deepcopy(layers[0])
     from snakemake.utils import update_config
 
     merged: dict[str, Any] = {}
