@@ -105,6 +105,14 @@ def rerun_and_resume(cmd: list[str], out: Path, env: dict[str, str]) -> int:
     return failed
 
 
+def n_identical(hf: list[dict], vl: list[dict]) -> int:
+    """Instances with the same output and prompt length in both shards."""
+    return sum(
+        a["output"] == b["output"] and a["n_pmt"] == b["n_pmt"]
+        for a, b in zip(hf, vl, strict=False)
+    )
+
+
 def records(path: Path) -> tuple[dict, list[dict]]:
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     return lines[0]["settings"], lines[1:]
@@ -139,10 +147,7 @@ def check_mini(run_dir: Path, work: Path, vllm_ctxscale: list[str], env: dict[st
         t_vl = run([*cmd, "--model", "vllm", "--out", str(out)], env)
         _, hf = records(run_dir / "results" / "generations" / model / dataset / f"{k}.jsonl")
         settings, vl = records(out)
-        same = sum(
-            a["output"] == b["output"] and a["n_pmt"] == b["n_pmt"]
-            for a, b in zip(hf, vl, strict=False)
-        )
+        same = n_identical(hf, vl)
         table = settings.get("yarn_table_positions")
         print(
             f"check_vllm: miniature {model} ({', '.join(settings['hf_overrides']['architectures'])}"
@@ -234,10 +239,7 @@ def main() -> int:
             t_hf = run([*ctxscale, *infer, "--model", "hf", "--out", str(out["hf"])])
             t_vl = run([*vllm_ctxscale, *infer, "--model", "vllm", "--out", str(out["vllm"])], env)
             (_, hf), (settings, vl) = records(out["hf"]), records(out["vllm"])
-            same = sum(
-                a["output"] == b["output"] and a["n_pmt"] == b["n_pmt"]
-                for a, b in zip(hf, vl, strict=False)
-            )
+            same = n_identical(hf, vl)
             table = settings.get("yarn_table_positions")
             print(
                 f"check_vllm: {case}: {same}/{len(hf)} instances identical ({args.n_shots} "
