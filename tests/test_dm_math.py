@@ -47,7 +47,7 @@ def test_rows_have_question_and_answer_and_splits_are_disjoint(generated):
 def test_same_bytes_twice_in_fresh_processes_with_random_hash_seeds(generated):
     """Two child processes with different PYTHONHASHSEED give byte-identical output."""
     code = (
-        "import json,sys; from ctxscale import dm_math; "
+        "import json,sys; from ctxscale.data import dm_math; "
         f"r = dm_math.generate_splits({MODULES!r}, 12, 8, 31337, (0, 0.5)); "
         "sys.stdout.write(json.dumps(r, sort_keys=True))"
     )
