@@ -313,3 +313,21 @@ def test_backends_command_lists_each_engine_with_what_it_runs(capsys):
     assert "transformers (ctxscale.inference.hf:TransformersBackend)" in out
     assert "  Llama MLP activations: silu, gelu, gelu_pytorch_tanh" in out
     assert "  runs here: yes" in out
+
+
+def test_a_gelu_llama_is_refused_without_the_models_plugin(tmp_path, monkeypatch):
+    from transformers import LlamaConfig
+
+    from ctxscale.inference import vllm_backend as vb
+
+    LlamaConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        hidden_act="gelu",
+    ).save_pretrained(tmp_path)
+    monkeypatch.setattr(vb.VLLMBackend, "check_available", classmethod(lambda cls: None))
+    monkeypatch.setattr(vb, "models_plugin_installed", lambda: False)
+    with pytest.raises(CtxscaleError, match="Llama MLP is 'gelu'.*'ctxscale_models' plugin"):
+        vb.VLLMBackend(ModelSource(str(tmp_path)), spec(), {}, 0)
