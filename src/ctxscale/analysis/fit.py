@@ -314,37 +314,30 @@ def _params_from_theta(
 
 
 def _identifiable_from_theta(
-    theta: np.ndarray, C_ref: float, n_pmt_ref: float, law: str
+    theta: np.ndarray, C_ref: float, n_pmt_ref: float, settings: FitSettings
 ) -> dict[str, float]:
     ident = {
         "log10_A_C_c": float(theta[0]) - float(theta[1]) * math.log10(C_ref),
         "alpha": float(theta[1]),
     }
-    if law == "context_aware":
+    if settings.law == "context_aware":
         ident["log10_B_n_pmt_c"] = float(theta[2]) - float(theta[3]) * math.log10(n_pmt_ref)
         ident["beta"] = float(theta[3])
-    ident.update(_penalty_from_theta(theta, law))
-    ident.update(_floor_from_theta(theta, law))
+    ident.update(_extras_from_theta(theta, settings))
     return ident
 
 
-def _penalty_from_theta(theta: np.ndarray, law: str) -> dict[str, float]:
-    """A fitted penalty's centre (x n_ctx) and width (log units); empty when fixed."""
-    k = len(_FREE[law])
-    if len(theta) < k + 2:
-        return {}
-    return {
-        "penalty_centre": 10.0 ** float(theta[k]),
-        "penalty_width": 10.0 ** float(theta[k + 1]),
-    }
-
-
-def _floor_from_theta(theta: np.ndarray, law: str) -> dict[str, float]:
-    """A fitted floor (the last free parameter); empty when the law has none."""
-    k = len(_FREE[law])
-    if len(theta) in (k + 1, k + 3):
-        return {"floor": float(theta[-1])}
-    return {}
+def _extras_from_theta(theta: np.ndarray, settings: FitSettings) -> dict[str, float]:
+    """A fitted penalty's centre (x n_ctx) and width (log units), and a fitted floor; only
+    those of ``settings.free_names`` that the fit has."""
+    named = dict(zip(settings.free_names, map(float, theta), strict=True))
+    out = {}
+    if "log10_penalty_centre" in named:
+        out["penalty_centre"] = 10.0 ** named["log10_penalty_centre"]
+        out["penalty_width"] = 10.0 ** named["log10_penalty_width"]
+    if "floor" in named:
+        out["floor"] = named["floor"]
+    return out
 
 
 #: A free parameter within this fraction of its search range of a bound is "at the bound".
@@ -593,7 +586,7 @@ def fit_task(
     problem = _Problem(C, n_pmt, n_ctx, score, *refs, settings)
     theta, obj = _two_stage(problem, settings, de_seed)
     params = _params_from_theta(theta, *refs, settings.law)
-    ident = _identifiable_from_theta(theta, *refs, settings.law)
+    ident = _identifiable_from_theta(theta, *refs, settings)
     residuals = score - problem.predict(theta)
 
     ci = None
@@ -611,13 +604,14 @@ def fit_task(
                     [_params_from_theta(t, *refs, settings.law) for t in ok], settings.ci_level
                 ),
                 "identifiable": _intervals(
-                    [_identifiable_from_theta(t, *refs, settings.law) for t in ok],
+                    [_identifiable_from_theta(t, *refs, settings) for t in ok],
                     settings.ci_level,
                 ),
             }
 
-    fitted_pen = _penalty_from_theta(theta, settings.law)
-    floor = _floor_from_theta(theta, settings.law).get("floor")
+    extras = _extras_from_theta(theta, settings)
+    floor = extras.pop("floor", None)
+    fitted_pen = extras
     holdout = None
     if settings.holdout_npmt is not None:
         h_pred = lawmod.predict(
