@@ -228,6 +228,11 @@ class Backend(ABC):
         """Token ids of each full prompt (see :func:`encode_prompts`)."""
         return encode_prompts(self.tokenizer, prefix, suffixes)
 
+    def close(self) -> None:
+        """Free what the loaded model holds before another loads in the same process (a
+        no-op where garbage collection is enough)."""
+        return None
+
     @classmethod
     def check_available(cls) -> None:
         """Raise CtxscaleError if the engine cannot run here (called before any work)."""

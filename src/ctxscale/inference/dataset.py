@@ -152,10 +152,9 @@ class SharedModelInfer:
             return 0
         key = (config_digest(config), spec.name)
         if self._key != key:
-            close = getattr(self._backend, "close", None)
-            if callable(close):  # free the previous model's engine first
-                close()
-            self._backend = None
+            if self._backend is not None:  # free the previous model's engine first
+                self._backend.close()
+                self._backend = None
             self._backend = infer_cli.make_backend(spec.backend, spec, config, cache)
             self._key = key
         infer_cli.write_model_shard(prompts, self._backend, spec, out, scorer)
