@@ -39,7 +39,11 @@ def get_lr(
 
 
 def make_optimizer(model: MiniLM, train: dict) -> torch.optim.Optimizer:
-    """AdamW with weight decay on matrices only."""
+    """AdamW with weight decay on matrices only.
+
+    ``foreach``: one multi-tensor update per step instead of a loop over the parameters;
+    the same arithmetic (the checkpoints are byte-identical), a few percent of a step less.
+    """
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
@@ -49,6 +53,7 @@ def make_optimizer(model: MiniLM, train: dict) -> torch.optim.Optimizer:
         ],
         lr=float(train["lr"]),
         betas=(float(train["beta1"]), float(train["beta2"])),
+        foreach=True,
     )
 
 
