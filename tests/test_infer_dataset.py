@@ -42,8 +42,8 @@ def work(tmp_path, monkeypatch):
 class FakeInfer:
     """Stands in for `ctxscale infer`: writes a shard with the given dtype, records calls."""
 
-    def __init__(self, dtype="float32", fail_on=None):
-        self.calls, self.dtype, self.fail_on = [], dtype, fail_on
+    def __init__(self, dtype="float32", fail_on=None, weights=None):
+        self.calls, self.dtype, self.fail_on, self.weights = [], dtype, fail_on, weights
 
     def __call__(self, config, spec, prompts_path, out):
         prompts = json.loads(Path(prompts_path).read_text())
@@ -52,6 +52,8 @@ class FakeInfer:
             out.with_name(out.name + ".partial").write_text("{}\n")
             raise KeyboardInterrupt
         head = {"model": "m", "n_ctx": 2048, "backend": "transformers", "dtype": self.dtype}
+        if self.weights:
+            head["weights"] = self.weights
         head.update({k: prompts[k] for k in ("dataset", "n_shots", "seed", "stop")})
         rec = {"id": "a", "n_pmt": 3, "output": "1", "n_gen": 1, "score": 1.0, "status": "ok"}
         out.write_text(json.dumps({"settings": head}) + "\n" + json.dumps(rec) + "\n")
@@ -82,6 +84,31 @@ def test_stale_shards_are_regenerated(work, capsys):
     infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=again)
     assert len(again.calls) == 2
     assert "dtype is 'bfloat16', config says 'float32'" in capsys.readouterr().out
+
+
+def test_shards_made_by_other_weights_under_the_same_name_are_regenerated(
+    work, monkeypatch, capsys
+):
+    """A miniature checkpoint retrained with other settings keeps its name: the weights'
+    digest in the settings line tells its shards apart, and a shard without one is stale."""
+    digest = {"now": "sha256:aaa"}
+    monkeypatch.setattr("ctxscale.inference.dataset.weights_id", lambda spec: digest["now"])
+    first = FakeInfer(weights="sha256:aaa")
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=first)
+    same = FakeInfer(weights="sha256:aaa")
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=same)
+    assert len(first.calls) == 2 and same.calls == []
+    digest["now"] = "sha256:bbb"
+    retrained = FakeInfer(weights="sha256:bbb")
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=retrained)
+    assert len(retrained.calls) == 2
+    assert "weights is 'sha256:aaa', config says 'sha256:bbb'" in capsys.readouterr().out
+    Path("results/generations/m/gsm8k/0.jsonl").unlink()
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=FakeInfer())  # writes no weights
+    unnamed = FakeInfer(weights="sha256:bbb")
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=unnamed)
+    assert unnamed.calls == ["results/generations/m/gsm8k/0.jsonl"]
+    assert "does not record the weights it was made with" in capsys.readouterr().out
 
 
 def test_a_family_with_its_own_tokenizer_runs_on_its_own_prompts_files(work):
@@ -184,8 +211,14 @@ def test_the_model_is_loaded_once_per_job_and_its_shards_are_written(work, monke
         path.write_text(json.dumps(doc))
     loads = []
     monkeypatch.setattr(icli, "make_backend", lambda *a, **k: loads.append(a) or EchoBackend())
+    # the writer records the weights' digest and the stale check expects it: both read it
+    # from ctxscale.models.weights_id (here one digest, as for a miniature checkpoint)
+    monkeypatch.setattr(icli, "weights_id", lambda spec: "sha256:w")
+    monkeypatch.setattr("ctxscale.inference.dataset.weights_id", lambda spec: "sha256:w")
     shards = infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=SharedModelInfer())
     assert len(loads) == 1
+    infer_dataset("c.yaml", "m", "gsm8k", "list.tsv", run=SharedModelInfer())
+    assert len(loads) == 1  # the same weights: every shard kept
     # prompt lengths: shot 0 "Q: 1+1" = 6, "Q: 22" = 5; shot 2 "Q: Q: Q: 1+1" = 12, ... = 11
     want = {
         0: [("a", 6, "6", 1.0), ("b", 5, "5", 1.0)],
@@ -204,6 +237,7 @@ def test_the_model_is_loaded_once_per_job_and_its_shards_are_written(work, monke
             2048,
             "transformers",
         )
+        assert settings["weights"] == "sha256:w"
         assert (settings["metric"], settings["max_new_tokens"]) == ("exact_match", 5)
         assert settings["n_instances"] == 2 and settings["dtype"] == "float32"
         got = [(r["id"], r["n_pmt"], r["output"], r["score"]) for r in lines]

@@ -88,3 +88,24 @@ def test_a_family_tokenizer_other_than_data_tokenizer_gives_its_own_prompts_file
     assert artifacts.own_tokenizers(config) == {"Qwen--Qwen2.5-0.5B": "Qwen/Qwen2.5-0.5B"}
     files = artifacts.prompts(config)
     assert own in files and "results/prompts/gsm8k/3.json" in files and len(files) == 4
+
+
+def test_weights_id_names_what_made_a_checkpoint(tmp_path):
+    """The GGUF's declared sha256; a miniature checkpoint's model.safetensors, read now (so
+    retraining under the same name changes it); a pinned hub revision; else nothing."""
+    import hashlib
+
+    from ctxscale.models import ModelSpec, weights_id
+
+    base = {"family": "f", "role": "fit", "N": 1.0, "D": 1.0, "n_ctx": 64, "backend": "x"}
+    gguf = ModelSpec(name="g", gguf={"sha256": "ab" * 32}, **base)
+    assert weights_id(gguf) == "sha256:" + "ab" * 32
+    mini = ModelSpec(name="m", path=str(tmp_path), settings={"miniworld": True}, **base)
+    assert weights_id(mini) is None  # not trained yet
+    (tmp_path / "model.safetensors").write_bytes(b"first")
+    assert weights_id(mini) == "sha256:" + hashlib.sha256(b"first").hexdigest()
+    (tmp_path / "model.safetensors").write_bytes(b"second")
+    assert weights_id(mini) == "sha256:" + hashlib.sha256(b"second").hexdigest()
+    assert weights_id(ModelSpec(name="h", hub_id="org/m", revision="abc", **base)) == "org/m@abc"
+    assert weights_id(ModelSpec(name="h", hub_id="org/m", **base)) is None
+    assert weights_id(ModelSpec(name="p", path=str(tmp_path), **base)) is None

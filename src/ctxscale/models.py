@@ -22,7 +22,9 @@ size, ...) apply to every checkpoint unless a checkpoint overrides them::
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ctxscale.errors import CtxscaleError
@@ -138,3 +140,24 @@ def model_by_name(config: dict[str, Any], name: str) -> ModelSpec:
             return spec
     known = ", ".join(s.name for s in specs)
     raise CtxscaleError(f"unknown model {name!r}; known models: {known}")
+
+
+def weights_id(spec: ModelSpec) -> str | None:
+    """What names the weights of ``spec`` in a shard's settings line, so that a shard made
+    by other weights under the same checkpoint name is stale, not reused.
+
+    The GGUF's sha256 from the config; for a checkpoint the workflow itself trains (the
+    miniature world, whose weights change with its training settings while its names do
+    not) the sha256 of its ``model.safetensors``; a hub id pinned to a revision. None where
+    nothing cheap names them (a hub id without a revision, another local directory).
+    """
+    if spec.gguf and spec.gguf.get("sha256"):
+        return f"sha256:{spec.gguf['sha256']}"
+    if spec.settings.get("miniworld") and spec.path:
+        weights = Path(spec.path) / "model.safetensors"
+        if weights.is_file():
+            return f"sha256:{hashlib.sha256(weights.read_bytes()).hexdigest()}"
+        return None
+    if spec.hub_id and spec.revision:
+        return f"{spec.hub_id}@{spec.revision}"
+    return None

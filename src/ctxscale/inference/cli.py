@@ -23,7 +23,7 @@ from ctxscale.errors import CtxscaleError
 from ctxscale.inference.base import BACKENDS, Backend, PromptFile, backend_class, load_prompts
 from ctxscale.inference.fetch import ModelSource, cache_root, fetch_model, model_source
 from ctxscale.inference.shards import Scorer, shard_lock, write_shard
-from ctxscale.models import ModelSpec, model_by_name
+from ctxscale.models import ModelSpec, model_by_name, weights_id
 
 #: The vLLM environment's python (scripts/setup_vllm.sh makes ``.venv-vllm``).
 ENV_VLLM_PYTHON = "CTXSCALE_VLLM_PYTHON"
@@ -121,6 +121,7 @@ def write_model_shard(
 ) -> None:
     """Generate and score every instance of ``prompts`` with a loaded backend into ``out``."""
     model = {"name": spec.name, "family": spec.family, "n_ctx": spec.n_ctx}
+    model["weights"] = weights_id(spec)
     write_shard(prompts, backend, model, out, scorer, progress=progress)
     print(f"wrote {out} ({len(prompts.instances)} instances)")
 

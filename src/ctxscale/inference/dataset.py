@@ -33,7 +33,7 @@ from typing import Any
 from ctxscale import artifacts
 from ctxscale.config import config_digest, load_config
 from ctxscale.errors import CtxscaleError
-from ctxscale.models import ModelSpec, model_by_name
+from ctxscale.models import ModelSpec, model_by_name, weights_id
 from ctxscale.outputs.manifest import write_manifest
 
 # Settings line keys that must equal the prompts file's own values.
@@ -57,6 +57,8 @@ def expected_settings(
     want: dict[str, Any] = {**(config.get("inference") or {}), **spec.settings}
     want = {k: v for k, v in want.items() if isinstance(v, str | int | float | bool)}
     want.update({"model": spec.name, "n_ctx": spec.n_ctx, "backend": spec.backend})
+    if weights := weights_id(spec):
+        want["weights"] = weights
     for key in _PROMPT_KEYS:
         if key in prompts:
             want[key] = prompts[key]
@@ -67,13 +69,17 @@ def expected_settings(
 def stale_reason(settings: dict[str, Any] | None, want: dict[str, Any]) -> str | None:
     """Why a shard with ``settings`` cannot be reused (None: it can).
 
-    Keys the shard does not record (e.g. a backend that ignores batch_size) are skipped;
-    a config value ``auto`` (dtype, device) accepts whatever the backend resolved it to.
+    Keys the shard does not record (e.g. a backend that ignores batch_size) are skipped,
+    except ``weights``: a shard that does not name the weights it was made with cannot
+    vouch for the current ones. A config value ``auto`` (dtype, device) accepts whatever
+    the backend resolved it to.
     """
     if settings is None:
         return "no settings line"
     for key, value in want.items():
         if key not in settings:
+            if key == "weights":
+                return "it does not record the weights it was made with"
             continue
         if value == "auto":
             continue

@@ -43,11 +43,13 @@ def dumps(obj: Any) -> str:
 
 
 def shard_settings(prompts: PromptFile, model: dict[str, Any], backend: Backend) -> dict[str, Any]:
-    """The header of a shard: everything that determines its records."""
+    """The header of a shard: everything that determines its records (``weights`` where
+    :func:`ctxscale.models.weights_id` names them)."""
     return {
         "model": model["name"],
         "family": model["family"],
         "n_ctx": model["n_ctx"],
+        **({"weights": model["weights"]} if model.get("weights") else {}),
         "backend": backend.name,
         **backend.settings(),
         "dataset": prompts.dataset,
