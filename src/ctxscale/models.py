@@ -22,12 +22,12 @@ size, ...) apply to every checkpoint unless a checkpoint overrides them::
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ctxscale.errors import CtxscaleError
+from ctxscale.fileio import sha256_file
 
 ROLES = ("fit", "ood", "technique", "check")
 _FAMILY_ONLY = {"name", "role", "checkpoints", "tokenizer"}
@@ -156,7 +156,7 @@ def weights_id(spec: ModelSpec) -> str | None:
     if spec.settings.get("miniworld") and spec.path:
         weights = Path(spec.path) / "model.safetensors"
         if weights.is_file():
-            return f"sha256:{hashlib.sha256(weights.read_bytes()).hexdigest()}"
+            return f"sha256:{sha256_file(weights)}"
         return None
     if spec.hub_id and spec.revision:
         return f"{spec.hub_id}@{spec.revision}"
