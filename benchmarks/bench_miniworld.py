@@ -1,6 +1,6 @@
 """Miniature-world benchmark: the default config's miniature world alone, timed.
 
-    python benchmarks/bench_miniworld.py [--cores 2] [--keep DIR]
+    python benchmarks/bench_miniworld.py [--cores 2] [--keep DIR] [--configfile FILE ...]
 
 Goal (issue 17): train + eval + fit of the miniature world <= 6 min on a 2-core machine.
 Runs the workflow from an empty directory with the real models switched off
@@ -11,7 +11,8 @@ split into Snakemake's start-up and the span of its jobs, and the job-seconds of
 (from Snakemake's log), so a slow stage is visible. Snakemake runs through
 ``scripts/run_snakemake.py``, as in the tests and CI: where SLURM's client is installed
 but no controller answers, a plain ``snakemake`` spends about 10 s of its start-up in the
-SLURM plugin's ``scontrol show config`` probe.
+SLURM plugin's ``scontrol show config`` probe. ``--configfile`` adds config files after
+the default one, to time (and keep) a variant of the world, e.g. another ``rope_theta``.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ def rule_seconds(log_text: str) -> tuple[dict[str, tuple[int, int]], int]:
     return out, span
 
 
-def run(workdir: Path, cores: int, targets: list[str]) -> tuple[float, dict, int]:
+def run(
+    workdir: Path, cores: int, targets: list[str], configs: list[Path]
+) -> tuple[float, dict, int]:
     # as the tests and CI call Snakemake: without the SLURM plugin's controller probe
     cmd = [sys.executable, str(ROOT / "scripts/run_snakemake.py")]
     cmd += ["-s", str(ROOT / "Snakefile"), "-d", str(workdir)]
     # targets before --configfile, which takes every value after it
-    cmd += ["--cores", str(cores), *targets, "--configfile", str(workdir / "mini.yaml")]
+    cmd += ["--cores", str(cores), *targets, "--configfile", *map(str, configs)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -82,15 +85,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cores", type=int, default=2, help="Snakemake --cores")
     parser.add_argument("--keep", help="run in this directory and keep it (default: a temp dir)")
+    parser.add_argument(
+        "--configfile", nargs="+", default=[], help="config files merged after the default one"
+    )
     args = parser.parse_args()
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="bench-miniworld-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
     (workdir / "mini.yaml").write_text(MINI_ONLY)
-    config = load_configs([workdir / "config.yaml", workdir / "mini.yaml"])
+    configs = [workdir / "mini.yaml", *(Path(c).resolve() for c in args.configfile)]
+    config = load_configs([workdir / "config.yaml", *configs])
     rows, total = [], 0.0
     for name, targets in stages(config):
-        wall, per_rule, span = run(workdir, args.cores, targets)
+        wall, per_rule, span = run(workdir, args.cores, targets, configs)
         total += wall
         rows.append((name, wall, per_rule, span))
     print(f"miniature world, {args.cores} cores, from an empty directory ({workdir})")

@@ -57,6 +57,7 @@ def test_joint_tokenisation_bos_once_and_shared_prefix(backend):
     n = shared_prefix_len(prompts)
     assert 0 < n < min(len(p) for p in prompts)
     assert len({tuple(p[:n]) for p in prompts}) == 1
+    assert backend.encode(PREFIX, []) == []
 
 
 def test_batched_prefix_reuse_equals_plain_generate(backend):

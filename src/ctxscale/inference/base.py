@@ -133,9 +133,16 @@ def leading_bos(tokenizer: Any) -> list[int]:
 
 
 def encode_prompts(tokenizer: Any, prefix: str, suffixes: Sequence[str]) -> list[list[int]]:
-    """Token ids of each full prompt: BOS (if the model uses one) + ``prefix + suffix``."""
+    """Token ids of each full prompt: BOS (if the model uses one) + ``prefix + suffix``.
+
+    One batched tokenizer call: the same ids as a call per prompt, without the per-call
+    overhead that made tokenising a third of a small model's shard time.
+    """
+    if not suffixes:
+        return []
     bos = leading_bos(tokenizer)
-    return [bos + tokenizer(prefix + s, add_special_tokens=False)["input_ids"] for s in suffixes]
+    ids = tokenizer([prefix + s for s in suffixes], add_special_tokens=False)["input_ids"]
+    return [bos + list(row) for row in ids]
 
 
 def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
