@@ -677,8 +677,8 @@ def test_params_figure_draws_the_fit_files_values_and_intervals(drawn, inputs):
 def test_figure_1_scatter_is_each_fit_against_the_observed_scores(drawn, inputs):
     """Figure 1, bottom row read back: per task, the filled dots are (observed score, main
     fit's law) at every fitted point, the open squares (observed score, the agnostic fit's
-    compute term 1 - exp(-A (C/C_c)^alpha)), both typed from the paper; each legend entry
-    reads that fit's MAE; both axes start at 0 and show every point."""
+    compute term 1 - exp(-A (C/C_c)^alpha)), both typed from the paper; the panel's title
+    reads each fit's MAE; both axes start at 0 and show every point."""
     pts = inputs["points"]
     fig = drawn("fig1_context_agnostic").fig
     panels = [ax for ax in fig.axes if ax.get_xlabel() == "observed score"]
@@ -688,12 +688,15 @@ def test_figure_1_scatter_is_each_fit_against_the_observed_scores(drawn, inputs)
         q = inputs["fit_agnostic"]["tasks"][task]["params"]
         flat = [1.0 - math.exp(-q["A"] * (c / q["C_c"]) ** q["alpha"]) for c in tp["C"]]
         aware = _law_at(_law_of(inputs["fit_main"], task), tp)
-        for prefix, pred in (("context-aware", aware), ("context-agnostic", flat)):
-            (coll,) = [c for c in ax.collections if c.get_label().startswith(prefix)]
+        title = ax.get_title().removeprefix("MAE: ").splitlines()
+        for (name, pred), line in zip(
+            (("context-aware", aware), ("context-agnostic", flat)), title, strict=True
+        ):
+            (coll,) = [c for c in ax.collections if c.get_label() == name]
             _assert_points(coll, tp["score"], pred)
             mae = np.mean(np.abs(tp["score"].to_numpy() - np.asarray(pred)))
-            value = float(coll.get_label().split("MAE ")[1])
-            assert value == pytest.approx(mae, abs=5e-4 + 1e-9)
+            label, value = line.rsplit(" ", 1)
+            assert label == name and float(value) == pytest.approx(mae, abs=5e-4 + 1e-9)
         assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] == 0
         _assert_all_shown(ax)
 

@@ -13,9 +13,12 @@ must be read from the prompt:
   words to three-word target phrases (BLEU).
 
 All three share the key and value symbols, so the copy-by-content mechanism (an
-induction head) that each needs is learned once. In training, keys are drawn with
-Zipf(``ZIPF``) weights over their symbols, so rare keys are learned late and accuracy
-rises with compute gradually; in evaluation they are uniform. A fourth sequence type,
+induction head) that each needs is learned once. In training, keys (and arithmetic's
+operands) are drawn with Zipf(``ZIPF``) weights over their symbols, so rare ones are
+learned late and accuracy rises with compute gradually; in evaluation they are uniform.
+With uniform operands arithmetic switched on within a factor of ~1.5 in compute (one
+offset rule, no rare cases), which the law's compute factor cannot follow
+(docs/miniworld.md). A fourth sequence type,
 ``repeat`` (a short random string written again and again), is training-only: it makes
 the copy mechanism form early. Everything is drawn from ``numpy.random.Generator``
 streams seeded by the caller.
@@ -95,10 +98,12 @@ def _recall(rng, b: int, p: int, zipf: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _arith(rng, b: int, p: int, zipf: bool) -> tuple[np.ndarray, np.ndarray]:
-    del zipf  # operands are uniform: the offset rule has no rare cases
     v = vocab()
     s = rng.integers(0, N_ARITH, (b, 1))
-    a = rng.integers(0, N_ARITH, (b, p))
+    if zipf:  # rare operands: their sums are learned late, as rare keys are
+        a = rng.choice(N_ARITH, size=(b, p), p=_zipf_weights(N_ARITH))
+    else:
+        a = rng.integers(0, N_ARITH, (b, p))
     tok = np.stack([a + v.offset["arith_key"], (a + s) % N_ARITH + v.offset["recall_value"]], 2)
     later = np.broadcast_to(np.arange(p)[None, :] > 0, (b, p))
     mask = np.stack([np.zeros((b, p), bool), later], 2)

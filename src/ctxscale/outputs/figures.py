@@ -200,7 +200,7 @@ def fig_context_agnostic(res: Results) -> plt.Figure:
 
     Top row: score against prompt length for the fitted model whose prompts run
     furthest past its context limit, with both fitted curves. Bottom row: predicted
-    against observed for every fitted point, MAE of each fit in the legend.
+    against observed for every fitted point, MAE of each fit in the panel title.
     """
     aware = res.predicted("fit_main")
     agnostic = res.predicted("fit_agnostic")
@@ -231,34 +231,33 @@ def fig_context_agnostic(res: Results) -> plt.Figure:
         ax.set_xlabel(NPMT_LABEL)
         if j == 0:
             ax.set_ylabel(SCORE_LABEL)
-        ax.legend(loc="best")
 
         ax = axes[1, j]
         agn = agnostic[agnostic["task"] == task]
         hi = max(pts["score"].max(), pts["predicted"].max(), agn["predicted"].max()) * 1.05
         ax.plot([0, hi], [0, hi], color="grey", lw=0.8, ls=":")
+        _observed_marker(ax, pts["score"], pts["predicted"], c_aware, label="context-aware")
         _observed_marker(
-            ax,
-            pts["score"],
-            pts["predicted"],
-            c_aware,
-            label=f"context-aware, MAE {mae(pts['score'], pts['predicted']):.3f}",
-        )
-        _observed_marker(
-            ax,
-            agn["score"],
-            agn["predicted"],
-            c_agn,
-            filled=False,
-            marker="s",
-            label=f"context-agnostic, MAE {mae(agn['score'], agn['predicted']):.3f}",
+            ax, agn["score"], agn["predicted"], c_agn, False, "context-agnostic", marker="s"
         )
         ax.set_xlim(0, hi)
         ax.set_ylim(0, hi)
+        # the MAEs in the title: a legend inside would cover points wherever it sits
+        ax.set_title(
+            f"MAE: context-aware {mae(pts['score'], pts['predicted']):.3f}\n"
+            f"context-agnostic {mae(agn['score'], agn['predicted']):.3f}"
+        )
         ax.set_xlabel("observed score")
         if j == 0:
             ax.set_ylabel("predicted score")
-        ax.legend(loc="lower right")
+    handles = [
+        Line2D([], [], ls="", marker="o", color="black", ms=4, label="observed"),
+        Line2D([], [], color=c_aware, marker="o", ms=4, label="context-aware"),
+        Line2D(
+            [], [], color=c_agn, ls="--", marker="s", mfc="none", ms=4, label="context-agnostic"
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig
 
 
