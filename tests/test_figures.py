@@ -505,13 +505,14 @@ def test_ood_figure_draws_observed_scores_and_the_fitted_law(drawn, inputs):
     """ood_compute read back, per task panel: each out-of-distribution family's dots are its
     observed (C, score) from the predictions file the figure reads, and its bars (same
     colour, '_' marker) the main fit's law typed from the paper at each point's C, n_pmt,
-    n_ctx; its legend entry reads its MAE; the grey 'fitted on' dots and bars are the fitted
+    n_ctx; the panel's title reads its MAE; the grey 'fitted on' dots and bars are the fitted
     families' scores and the law at them; every point is in view and the C tick labels read
     their positions."""
     pts = inputs["points"]
     fig = drawn("ood_compute").fig
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
+    titles = [ax.get_title().splitlines() for ax in panels]
+    assert [t[0] for t in titles] == [catalog.task_label(t) for t in TASKS_ALL]
     for ax, task in zip(panels, TASKS_ALL, strict=True):
         law = _law_of(inputs["fit_main"], task)
         colls = ax.collections
@@ -536,6 +537,7 @@ def test_ood_figure_draws_observed_scores_and_the_fitted_law(drawn, inputs):
             np.testing.assert_allclose(dots.get_edgecolor()[0], bars.get_edgecolor()[0])
             mae = np.mean(np.abs(fp["score"].to_numpy() - pred))
             assert float(label.split("MAE ")[1]) == pytest.approx(mae, abs=5e-4 + 1e-9)
+            assert label in ax.get_title().splitlines()[1:]  # the panel's title reads it
         _assert_all_shown(ax)
         assert "(FLOPs)" in ax.get_xlabel() and ax.get_xscale() == "log"
         _assert_ticks_read_true(ax.xaxis)
@@ -548,8 +550,8 @@ def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(drawn, input
     file and, from the points table, the YaRN model of the same N and n_ctx. Per task panel:
     the squares are the PI model's observed (n_pmt, score) and the dashed line runs through
     its n_pmt at the main fit's law typed from the paper at its own C and n_ctx; the dots and
-    the solid line are the same for the YaRN model; the dotted line marks n_ctx; the MAE
-    legend reads each model's MAE; the figure legend names both models."""
+    the solid line are the same for the YaRN model; the dotted line marks n_ctx; the panel's
+    title reads each model's MAE; the figure legend names both models."""
     pts = inputs["points"]
     tech = inputs["technique"]
     ((pi, N, n_ctx),) = tech[["model", "N", "n_ctx"]].drop_duplicates().itertuples(index=False)
@@ -558,7 +560,8 @@ def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(drawn, input
     (yarn,) = twin["model"].unique()
     fig = drawn("yarn_vs_pi").fig
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == [catalog.task_label(t) for t in TASKS_ALL]
+    titles = [ax.get_title().splitlines() for ax in panels]
+    assert [t[0] for t in titles] == [catalog.task_label(t) for t in TASKS_ALL]
     for ax, task in zip(panels, TASKS_ALL, strict=True):
         law = _law_of(inputs["fit_main"], task)
         maes = {}
@@ -576,11 +579,12 @@ def test_technique_figure_pairs_pi_with_its_yarn_twin_under_the_law(drawn, input
             maes[model] = np.mean(np.abs(tp["score"].to_numpy() - pred))
         (dotted,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
         assert list(dotted.get_xdata()) == [n_ctx, n_ctx]
-        legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert len(legend) == 2
+        (line,) = ax.get_title().splitlines()[1:]  # one YaRN model and its PI twin
+        cells = line.removeprefix("MAE ").split(", ")
+        assert len(cells) == 2
         for model, value in maes.items():
-            (text,) = [t for t in legend if model.endswith(t.split(": ")[0])]
-            assert float(text.split(": ")[1]) == pytest.approx(value, abs=5e-4 + 1e-9)
+            (text,) = [c for c in cells if model.endswith(c.rsplit(" ", 1)[0])]
+            assert float(text.rsplit(" ", 1)[1]) == pytest.approx(value, abs=5e-4 + 1e-9)
         _assert_all_shown(ax)
         _assert_ticks_read_true(ax.xaxis)
     names = [t.get_text() for t in fig.legends[0].get_texts()]

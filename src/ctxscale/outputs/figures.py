@@ -390,7 +390,8 @@ def fig_extrapolation(res: Results, task: str) -> plt.Figure:
         Line2D([], [], ls="", marker="o", mfc="none", mec="black", label="fitted on"),
         Line2D([], [], ls="", marker="o", mfc="black", mec="black", label="held out"),
     ]
-    ax.legend(handles=handles, loc="best")
+    # below the axes: inside, wherever it sits, it covers a curve or the points past n_ctx
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
     return fig
 
 
@@ -402,39 +403,36 @@ def fig_ood_compute(res: Results) -> plt.Figure:
     tasks = tasks_of(ood)
     families = sorted(ood["family"].unique())
     fig, axes = _task_panels(1, tasks, 2.9)
+    colors = {fam: PALETTE[(k + 1) % len(PALETTE)] for k, fam in enumerate(families)}
     for j, task in enumerate(tasks):
         ax = axes[0, j]
+        maes = []
         ref = fit[fit["task"] == task]
         if len(ref):
             ax.scatter(ref["C"], ref["score"], s=8, color="0.6", marker="o", label="fitted on")
             ax.scatter(ref["C"], ref["predicted"], s=14, color="0.35", marker="_")
-        for k, fam in enumerate(families):
-            color = PALETTE[(k + 1) % len(PALETTE)]
+        for fam in families:
             fp = ood[(ood["task"] == task) & (ood["family"] == fam)]
             if fp.empty:
                 continue
-            _observed_marker(
-                ax,
-                fp["C"],
-                fp["score"],
-                color,
-                label=f"{fam}: MAE {mae(fp['score'], fp['predicted']):.3f}",
+            maes.append(f"{fam}: MAE {mae(fp['score'], fp['predicted']):.3f}")
+            _observed_marker(ax, fp["C"], fp["score"], colors[fam], label=maes[-1])
+            ax.scatter(
+                fp["C"], fp["predicted"], s=40, color=colors[fam], marker="_", linewidths=1.5
             )
-            ax.scatter(fp["C"], fp["predicted"], s=40, color=color, marker="_", linewidths=1.5)
         _log_x(ax)
-        ax.set_title(task_label(task))
+        # the MAEs in the title: a legend inside the panel covers points wherever it sits
+        ax.set_title("\n".join([task_label(task), *maes]))
         ax.set_xlabel(C_LABEL)
         if j == 0:
             ax.set_ylabel(SCORE_LABEL)
-        ax.legend(loc="best")
-    fig.legend(
-        handles=[
-            Line2D([], [], ls="", marker="o", color="black", label="observed"),
-            Line2D([], [], ls="", marker="_", markersize=9, color="black", label="predicted"),
-        ],
-        loc="outside lower center",
-        ncols=2,
-    )
+    handles = [Line2D([], [], ls="", marker="o", color="0.6", label="fitted on")]
+    handles += [Line2D([], [], ls="", marker="o", color=colors[f], label=f) for f in families]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="black", label="observed"),
+        Line2D([], [], ls="", marker="_", markersize=9, color="black", label="predicted"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
     return fig
 
 
@@ -452,7 +450,6 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
     tasks = tasks_of(tech)
     fig, axes = _task_panels(1, tasks, 3.0)
     models = sorted(tech["model"].unique())
-    short = _shortener([*models, *fit["model"].unique()])
     legend: dict[str, Line2D] = {}
     for j, task in enumerate(tasks):
         ax = axes[0, j]
@@ -480,26 +477,21 @@ def fig_yarn_vs_pi(res: Results) -> plt.Figure:
                 legend[yname] = Line2D(
                     [], [], marker="o", color=color_y, ls="-", label=f"{yname} (fitted on)"
                 )
-                maes.append(f"{short(yname)}: {mae(yp['score'], yp['predicted']):.3f}")
+                maes.append((yname, mae(yp["score"], yp["predicted"])))
             _observed_marker(ax, tp["n_pmt"], tp["score"], color_t, marker="s")
             ax.plot(tp["n_pmt"], tp["predicted"], "--", color=color_t)
             ax.axvline(tp["n_ctx"].iloc[0], color=color_t, ls=":", lw=0.8)
             legend[model] = Line2D(
                 [], [], marker="s", color=color_t, ls="--", label=f"{model} (predicted)"
             )
-            maes.append(f"{short(model)}: {mae(tp['score'], tp['predicted']):.3f}")
+            maes.append((model, mae(tp["score"], tp["predicted"])))
         ax.set_xscale("log")
-        ax.set_title(task_label(task))
-        ax.legend(  # text-only legend: matplotlib places it where the data is not
-            handles=[Line2D([], [], ls="") for _ in maes],
-            labels=maes,
-            title="MAE",
-            title_fontsize=6,
-            fontsize=6,
-            loc="best",
-            handlelength=0,
-            handletextpad=0,
-        )
+        # the MAEs in the title, a YaRN model and its other-technique twin a line: a legend
+        # inside the panel covers points wherever it sits
+        short = _shortener([name for name, _ in maes])
+        cells = [f"{short(name)} {value:.3f}" for name, value in maes]
+        pairs = [", ".join(cells[i : i + 2]) for i in range(0, len(cells), 2)]
+        ax.set_title("\n".join([task_label(task), "MAE " + pairs[0], *pairs[1:]]))
         ax.set_xlabel(NPMT_LABEL)
         if j == 0:
             ax.set_ylabel(SCORE_LABEL)
