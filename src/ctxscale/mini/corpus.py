@@ -18,10 +18,11 @@ operands) are drawn with Zipf(``ZIPF``) weights over their symbols, so rare ones
 learned late and accuracy rises with compute gradually; in evaluation they are uniform.
 With uniform operands arithmetic switched on within a factor of ~1.5 in compute (one
 offset rule, no rare cases), which the law's compute factor cannot follow
-(docs/miniworld.md). A fourth sequence type,
-``repeat`` (a short random string written again and again), is training-only: it makes
-the copy mechanism form early. Everything is drawn from ``numpy.random.Generator``
-streams seeded by the caller.
+(docs/miniworld.md).
+
+A fourth sequence type, ``repeat`` (a short random string written again and again), is
+training-only: it makes the copy mechanism form early. Everything is drawn from
+``numpy.random.Generator`` streams seeded by the caller.
 """
 
 from __future__ import annotations

@@ -238,7 +238,13 @@ def fig_context_agnostic(res: Results) -> plt.Figure:
         ax.plot([0, hi], [0, hi], color="grey", lw=0.8, ls=":")
         _observed_marker(ax, pts["score"], pts["predicted"], c_aware, label="context-aware")
         _observed_marker(
-            ax, agn["score"], agn["predicted"], c_agn, False, "context-agnostic", marker="s"
+            ax,
+            agn["score"],
+            agn["predicted"],
+            c_agn,
+            filled=False,
+            label="context-agnostic",
+            marker="s",
         )
         ax.set_xlim(0, hi)
         ax.set_ylim(0, hi)
