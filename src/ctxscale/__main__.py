@@ -1,5 +1,5 @@
 """Allow ``python -m ctxscale``."""
 
-from ctxscale.cli import main
+from ctxscale.cli import run
 
-raise SystemExit(main())
+run()

@@ -8,6 +8,7 @@ sets ``func`` on the parser; ``func(args)`` returns an exit status. A
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 
@@ -66,3 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     except CtxscaleError as exc:
         print(f"ctxscale {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def run() -> None:
+    """The ``ctxscale`` console script: :func:`main`, then exit with its status.
+
+    Before the process ends, every object alive is moved out of the garbage collector's
+    reach (``gc.freeze``): otherwise the interpreter's last collection walks the whole
+    object graph of torch and transformers, about a second per job (measured 1.3 s ->
+    0.3 s after importing the transformers backend), for memory the exit frees anyway.
+    """
+    status = main()
+    gc.freeze()
+    sys.exit(status)
