@@ -268,13 +268,16 @@ def test_jacobian_matches_finite_differences():
 
     df = _shifted_points(centre=2.0, width=0.4)
     cols = [df[c].to_numpy(float) for c in ("C", "n_pmt", "n_ctx", "score")]
-    for penalty, floor, theta in (
-        ("log_sigmoid", False, np.array([0.2, 0.5, -0.1, 0.6])),
-        ("log_sigmoid_fitted", False, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4])),
-        ("log_sigmoid", True, np.array([0.2, 0.5, -0.1, 0.6, 0.15])),
-        ("log_sigmoid_fitted", True, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4, 0.15])),
+    for penalty, floor, coupling, theta in (
+        ("log_sigmoid", False, False, np.array([0.2, 0.5, -0.1, 0.6])),
+        ("log_sigmoid_fitted", False, False, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4])),
+        ("log_sigmoid", True, False, np.array([0.2, 0.5, -0.1, 0.6, 0.15])),
+        ("log_sigmoid_fitted", True, False, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4, 0.15])),
+        ("log_sigmoid", False, True, np.array([0.2, 0.5, -0.1, 0.6, 0.4])),
+        ("log_sigmoid_fitted", True, True, np.array([0.2, 0.5, -0.1, 0.6, 0.3, -0.4, -0.3, 0.1])),
     ):
-        problem = _Problem(*cols, 1e22, 800.0, FitSettings(penalty=penalty, floor=floor))
+        settings = FitSettings(penalty=penalty, floor=floor, coupling=coupling)
+        problem = _Problem(*cols, 1e22, 800.0, settings)
         jac = problem.jacobian(theta)
         assert jac.shape == (len(df), len(theta))
         eps = 1e-6
@@ -282,7 +285,7 @@ def test_jacobian_matches_finite_differences():
             step = np.zeros_like(theta)
             step[k] = eps
             fd = (problem.predict(theta + step) - problem.predict(theta - step)) / (2 * eps)
-            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, floor, k)
+            assert np.max(np.abs(jac[:, k] - fd)) < 1e-6, (penalty, floor, coupling, k)
 
 
 def test_floor_variant_recovers_a_planted_floor():
@@ -317,3 +320,41 @@ def test_floor_variant_recovers_a_planted_floor():
     assert np.mean(np.abs(pred - df["score"])) == pytest.approx(t.mae, rel=1e-9)
     # the paper's form writes no floor at all
     assert "floor" not in fit_table(df, n_jobs=1).to_dict()["settings"]
+
+
+def test_coupling_variant_recovers_a_compute_dependent_prompt_scale():
+    """Scores whose prompt term scales with compute, B (C / C_c)^0.6 (written from the
+    formula here): the coupling fit finds gamma and fits to the noise; the paper's
+    separable form cannot. Predictions from FIT.json carry gamma."""
+    rng = np.random.default_rng(11)
+    C = np.repeat(np.geomspace(1e21, 1e23, 6), 12)
+    n_pmt = np.tile(np.geomspace(20, 3000, 12), 6)
+    n_ctx = np.full_like(C, 4096.0)
+    A, C_c, alpha, B, n_pmt_c, beta, gamma = 1.5, 1e22, 0.8, 0.6, 800.0, 0.7, 0.6
+    score = (1 - np.exp(-A * (C / C_c) ** alpha)) * (
+        1 - np.exp(-B * (C / C_c) ** gamma * (n_pmt / n_pmt_c) ** beta)
+    )
+    score = np.clip(score + rng.normal(0, 0.005, C.size), 0, 1)
+    df = pd.DataFrame(
+        {"task": "t", "model": "m", "C": C, "n_pmt": n_pmt, "n_ctx": n_ctx, "score": score}
+    )
+    paper = fit_table(df, n_jobs=1).tasks["t"]
+    coupled = fit_table(df, coupling=True, n_jobs=1)
+    t = coupled.tasks["t"]
+    assert t.gamma == pytest.approx(gamma, abs=0.05)
+    assert t.identifiable["gamma"] == t.gamma
+    assert t.mae < 0.006 and paper.mae > 2 * t.mae
+    # B at the fit's reference scales (C_ref = C_c here) is the planted law's there
+    n_ref = t.params["n_pmt_c"]
+    assert t.params["C_c"] == C_c
+    assert t.params["B"] == pytest.approx(B * (n_ref / n_pmt_c) ** beta, rel=0.1)
+    doc = coupled.to_dict()
+    assert doc["settings"]["coupling"] is True and doc["tasks"]["t"]["gamma"] == t.gamma
+    pred = predict_points(doc, df)
+    assert np.mean(np.abs(pred - df["score"])) == pytest.approx(t.mae, rel=1e-9)
+    assert (
+        "gamma" not in paper.identifiable
+        and "coupling" not in fit_table(df, n_jobs=1).to_dict()["settings"]
+    )
+    with pytest.raises(CtxscaleError, match="coupling variant needs the context-aware law"):
+        fit_table(df, coupling=True, law="context_agnostic", n_jobs=1)

@@ -238,8 +238,8 @@ def test_bound_option_sets_a_search_range_and_rejects_unknown_names(tmp_path, ca
     assert fit["settings"]["bounds"]["alpha"] == [0.0, 0.2]
     assert fit["tasks"]["t"]["params"]["alpha"] <= 0.2
     assert fit["tasks"]["t"]["at_bound"] == {"alpha": "high"}
-    assert main(["fit", str(pts), "--out", str(out), "--bound", "gamma", "0", "1"]) == 2
-    assert "unknown parameter 'gamma'" in capsys.readouterr().err
+    assert main(["fit", str(pts), "--out", str(out), "--bound", "kappa", "0", "1"]) == 2
+    assert "unknown parameter 'kappa'" in capsys.readouterr().err
 
 
 def test_workflow_fits_from_the_config_equal_their_flags(tmp_path, points_csv, capsys):
@@ -271,6 +271,7 @@ def test_workflow_fits_from_the_config_equal_their_flags(tmp_path, points_csv, c
     flags = {
         "main": f"{same} --bootstrap 3",
         "extrapolation": f"{same} --bootstrap 0 --holdout-npmt 10000",
+        "coupling_variant": f"{same} --bootstrap 0 --coupling",
         "no_penalty": "--seed 5 --bound alpha 0 4 --loss squared --no-penalty --bootstrap 0",
     }
     for name, explicit in flags.items():

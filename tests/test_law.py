@@ -110,10 +110,16 @@ def test_predict_dispatches_and_rejects_unknown_law():
 
 
 @pytest.mark.parametrize(
-    ("penalty_name", "floor"),
-    [("log_sigmoid", False), ("log_sigmoid_fitted", False), ("log_sigmoid_fitted", True)],
+    ("penalty_name", "floor", "coupling"),
+    [
+        ("log_sigmoid", False, False),
+        ("log_sigmoid_fitted", False, False),
+        ("log_sigmoid_fitted", True, False),
+        ("log_sigmoid", False, True),
+        ("log_sigmoid_fitted", True, True),
+    ],
 )
-def test_fit_population_matches_the_law_point_by_point(penalty_name, floor):
+def test_fit_population_matches_the_law_point_by_point(penalty_name, floor, coupling):
     """The fit evaluates each factor once per distinct C, n_pmt and n_pmt/n_ctx and
     gathers: every point of every population member must still be the law's value."""
     rng = np.random.default_rng(3)
@@ -121,18 +127,23 @@ def test_fit_population_matches_the_law_point_by_point(penalty_name, floor):
     n_pmt = rng.choice([12.0, 150.0, 900.0, 5000.0], size=40)
     n_ctx = rng.choice([512.0, 4096.0], size=40)
     C_ref, n_pmt_ref = 1e20, 300.0
-    x = law.FitCoords.of(C, n_pmt, n_ctx, C_ref, n_pmt_ref, penalty_name=penalty_name, floor=floor)
-    k = 4 + 2 * (penalty_name == "log_sigmoid_fitted") + floor
-    lo = np.array([-1.0, 0.2, -1.0, 0.2, -0.2, -1.5, 0.0])
-    hi = np.array([1.0, 2.0, 1.0, 2.0, 0.5, -0.3, 0.3])
-    pop = rng.uniform(lo[:k, None], hi[:k, None], size=(k, 5))  # 5 members, one per column
+    x = law.FitCoords.of(
+        C, n_pmt, n_ctx, C_ref, n_pmt_ref, penalty_name=penalty_name, floor=floor, coupling=coupling
+    )
+    fitted = penalty_name == "log_sigmoid_fitted"
+    # theta: log10 A, alpha, log10 B, beta, [log10 centre, log10 width], [gamma], [floor]
+    bounds = [(-1.0, 1.0), (0.2, 2.0), (-1.0, 1.0), (0.2, 2.0)]
+    bounds += [(-0.2, 0.5), (-1.5, -0.3)] * fitted + [(-1.0, 1.0)] * coupling
+    bounds += [(0.0, 0.3)] * floor
+    lo, hi = np.array(bounds).T
+    k = len(bounds)
+    pop = rng.uniform(lo[:, None], hi[:, None], size=(k, 5))  # 5 members, one per column
     got = law.predict_fit(pop, x)
     for s in range(pop.shape[1]):
         t = pop[:, s]
         params = dict(
             A=10 ** t[0], C_c=C_ref, alpha=t[1], B=10 ** t[2], n_pmt_c=n_pmt_ref, beta=t[3]
         )
-        fitted = penalty_name == "log_sigmoid_fitted"
         want = law.predict(
             params,
             C,
@@ -142,6 +153,7 @@ def test_fit_population_matches_the_law_point_by_point(penalty_name, floor):
             width=10 ** t[5] if fitted else law.DEFAULT_PENALTY_WIDTH,
             centre=10 ** t[4] if fitted else 1.0,
             floor=t[-1] if floor else 0.0,
+            gamma=t[4 + 2 * fitted] if coupling else 0.0,
         )
         np.testing.assert_allclose(got[s], want, rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(law.predict_fit(t, x), got[s])

@@ -54,7 +54,7 @@ DEFAULT_COUNTS = {
     "infer_mini_mini_pi_mini_s3000_extensions": 1,
     "infer_mini_mini_wide_ladder": 1,
     "scores": 1,
-    "fit": 7,  # main, no_penalty, penalty/loss/floor variants, extrapolation, context_agnostic
+    "fit": 8,  # main, no_penalty, penalty/loss/floor/coupling variants, extrapolation, agnostic
     "predict": 2,  # the miniature OOD family and the PI family
     "figure": 11,  # figures 1-7, ood_compute, yarn_vs_pi, residuals, params
     "table": 4,
@@ -85,7 +85,7 @@ def paper_counts():
         # 12 Llama-2 7B/13B + 5 PI 7B + Qwen + 3 Gemma-2 + Llama-2-70B = 22 checkpoints
         "infer": 22 * n_datasets,
         "scores": 1,
-        "fit": 7,
+        "fit": 8,
         "predict": 2,  # ood, technique
         "figure": 11,
         "table": 4,

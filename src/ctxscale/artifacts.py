@@ -23,6 +23,7 @@ FITS = (
     "penalty_variant",
     "loss_variant",
     "floor_variant",
+    "coupling_variant",
     "extrapolation",
     "context_agnostic",
 )
@@ -195,6 +196,7 @@ def fit_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
         "penalty_variant": {"penalty": penalty_variant(fit["penalty"])},
         "loss_variant": {**penalty, "loss": loss_variant(fit["loss"])},
         "floor_variant": {**penalty, "floor": True},
+        "coupling_variant": {**penalty, "coupling": True},
         "extrapolation": {**penalty, "holdout_npmt": float(fit["holdout_npmt"])},
         "context_agnostic": {"law": "context_agnostic"},
     }

@@ -65,6 +65,12 @@ INPUTS: dict[str, Input] = {
         "the main fit's law with a fitted floor, floor + (1 - floor) P: a variant beside the "
         "paper's form (results/fits/floor_variant.json)",
     ),
+    "fit_coupling_variant": Input(
+        "results/fits/coupling_variant.json",
+        "the main fit's law with the prompt term's scale coupled to compute, "
+        "B (C / C_c)^gamma: a variant beside the paper's separable form "
+        "(results/fits/coupling_variant.json)",
+    ),
     "fit_extrapolation": Input(
         "results/fits/extrapolation.json",
         "fit on n_pmt below the hold-out cut-off (results/fits/extrapolation.json)",
@@ -246,6 +252,7 @@ TABLES: dict[str, Output] = {
                 "fit_extrapolation",
                 "fit_loss_variant",
                 "fit_floor_variant",
+                "fit_coupling_variant",
                 "config",
             ),
             "Mean absolute error per task: in-distribution (main fit on every fitted point; "
@@ -255,7 +262,7 @@ TABLES: dict[str, Output] = {
             "held-out points of every model, and of the longest-context model alone: the "
             "paper's extrapolation figures use n_ctx = 128k, where held-out points lie inside "
             "the context limit), 95% bootstrap CI over points.",
-            optional=("fit_loss_variant", "fit_floor_variant", "config"),
+            optional=("fit_loss_variant", "fit_floor_variant", "fit_coupling_variant", "config"),
             cells="ctxscale.outputs.tables:cells_mae",
         ),
         Output(

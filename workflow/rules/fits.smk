@@ -5,6 +5,7 @@
 #   penalty_variant   the other penalty form (centre fitted or fixed at n_ctx)
 #   loss_variant      the other loss (absolute if the main fit's is squared)
 #   floor_variant     the main fit's law with a fitted floor: floor + (1 - floor) P
+#   coupling_variant  the main fit's law with B scaled by compute: B (C / C_c)^gamma
 #   extrapolation     fit on n_pmt < fit.holdout_npmt, MAE on the rest
 #   context_agnostic  compute term only (Figure 1's baseline)
 # Flags kept on the command line: --variant and --where (which fit of the workflow, on which

@@ -13,7 +13,9 @@ digits) and searches ``log10 A``, ``alpha``, ``log10 B``, ``beta``: A and B are 
 saturating terms' exponents at the reference point, which the data pin down well. The
 output keeps all six paper parameters and adds the identifiable combinations
 ``log10_A_C_c = log10(A C_c^-alpha)`` and ``log10_B_n_pmt_c = log10(B n_pmt_c^-beta)``
-(plus alpha and beta), each with bootstrap confidence intervals.
+(plus alpha and beta), each with bootstrap confidence intervals. The coupling variant's
+gamma is identifiable as it stands; with it, ``log10_B_n_pmt_c`` is
+``log10(B n_pmt_c^-beta C_c^-gamma)``.
 
 Bootstrap: points are resampled with replacement (per-resample seeds spawned from the
 task seed) and each resample is refitted with the same two-stage procedure and the same
@@ -64,6 +66,8 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "log10_penalty_width": (-2.0, 0.5),
     # the floor variant: the score without the ability (guessing, copying from the context)
     "floor": (0.0, 0.5),
+    # the coupling variant: B scales as (C / C_c)^gamma (0: the paper's separable form)
+    "gamma": (-3.0, 3.0),
 }
 #: Extra free parameters of a fitted penalty.
 _PENALTY_FREE = ("log10_penalty_centre", "log10_penalty_width")
@@ -115,6 +119,9 @@ class FitSettings:
     holdout_npmt: float | None = None
     #: Fit a floor, ``floor + (1 - floor) P`` (a variant beside the paper's form).
     floor: bool = False
+    #: Fit gamma, the prompt term's scale ``B (C / C_c)^gamma`` (a variant beside the
+    #: paper's form, which assumes compute and prompt length act separately).
+    coupling: bool = False
     bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BOUNDS))
 
     def check(self) -> None:
@@ -129,6 +136,10 @@ class FitSettings:
             raise CtxscaleError(f"bootstrap count must be >= 0, got {self.bootstrap}")
         if not 0 < self.ci_level < 1:
             raise CtxscaleError(f"CI level must be in (0, 1), got {self.ci_level}")
+        if self.coupling and self.law != "context_aware":
+            raise CtxscaleError(
+                f"the coupling variant needs the context-aware law, not {self.law!r}"
+            )
         if self.holdout_npmt is not None and not self.holdout_npmt > 0:
             raise CtxscaleError(f"--holdout-npmt must be positive, got {self.holdout_npmt}")
         for name in self.free_names:
@@ -141,7 +152,7 @@ class FitSettings:
     @property
     def free_names(self) -> tuple[str, ...]:
         names = _FREE[self.law] + (_PENALTY_FREE if self.fitted_penalty else ())
-        return names + (("floor",) if self.floor else ())
+        return names + (("gamma",) if self.coupling else ()) + (("floor",) if self.floor else ())
 
     @property
     def fitted_penalty(self) -> bool:
@@ -164,6 +175,7 @@ class FitSettings:
             "bootstrap": {"n_resamples": self.bootstrap, "ci_level": self.ci_level},
             "holdout_npmt": self.holdout_npmt,
             **({"floor": True} if self.floor else {}),
+            **({"coupling": True} if self.coupling else {}),
             "bounds": {k: list(self.bounds[k]) for k in self.free_names},
             "differential_evolution": DE_SETTINGS,
             "local": LOCAL_SETTINGS[self.loss],
@@ -196,6 +208,7 @@ class _Problem:
             settings.effective_penalty,
             settings.penalty_width,
             settings.floor,
+            settings.coupling,
         )
         self.y = np.asarray(score, dtype=float)
         self.loss = settings.loss
@@ -323,20 +336,24 @@ def _identifiable_from_theta(
     if settings.law == "context_aware":
         ident["log10_B_n_pmt_c"] = float(theta[2]) - float(theta[3]) * math.log10(n_pmt_ref)
         ident["beta"] = float(theta[3])
-    ident.update(_extras_from_theta(theta, settings))
+    extras = _extras_from_theta(theta, settings)
+    if "gamma" in extras:  # B C^gamma n_pmt^beta: the coefficient at C = 1 as well
+        ident["log10_B_n_pmt_c"] -= extras["gamma"] * math.log10(C_ref)
+    ident.update(extras)
     return ident
 
 
 def _extras_from_theta(theta: np.ndarray, settings: FitSettings) -> dict[str, float]:
-    """A fitted penalty's centre (x n_ctx) and width (log units), and a fitted floor; only
-    those of ``settings.free_names`` that the fit has."""
+    """A fitted penalty's centre (x n_ctx) and width (log units), a fitted gamma and floor;
+    only those of ``settings.free_names`` that the fit has."""
     named = dict(zip(settings.free_names, map(float, theta), strict=True))
     out = {}
     if "log10_penalty_centre" in named:
         out["penalty_centre"] = 10.0 ** named["log10_penalty_centre"]
         out["penalty_width"] = 10.0 ** named["log10_penalty_width"]
-    if "floor" in named:
-        out["floor"] = named["floor"]
+    for name in ("gamma", "floor"):
+        if name in named:
+            out[name] = named[name]
     return out
 
 
@@ -391,6 +408,7 @@ class TaskFit:
     holdout: dict[str, Any] | None = None
     at_bound: dict[str, str] = field(default_factory=dict)
     floor: float | None = None
+    gamma: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -408,8 +426,9 @@ class TaskFit:
             out["holdout"] = self.holdout
         if self.penalty is not None:
             out["penalty"] = self.penalty
-        if self.floor is not None:
-            out["floor"] = self.floor
+        for name in ("floor", "gamma"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
 
@@ -611,6 +630,7 @@ def fit_task(
 
     extras = _extras_from_theta(theta, settings)
     floor = extras.pop("floor", None)
+    gamma = extras.pop("gamma", None)
     fitted_pen = extras
     holdout = None
     if settings.holdout_npmt is not None:
@@ -624,6 +644,7 @@ def fit_task(
             width=fitted_pen.get("penalty_width", settings.penalty_width),
             centre=fitted_pen.get("penalty_centre", 1.0),
             floor=floor or 0.0,
+            gamma=gamma or 0.0,
         )
         h_res = held_rows["score"].to_numpy(dtype=float) - h_pred
         holdout = {
@@ -659,6 +680,7 @@ def fit_task(
         holdout=holdout,
         at_bound=at_bounds(theta, settings),
         floor=floor,
+        gamma=gamma,
     )
 
 
@@ -743,5 +765,6 @@ def predict_points(
             width=float(fitted.get("penalty_width", width)),
             centre=float(fitted.get("penalty_centre", 1.0)),
             floor=float(fit["tasks"][name].get("floor", 0.0)),
+            gamma=float(fit["tasks"][name].get("gamma", 0.0)),
         )
     return out

@@ -117,6 +117,15 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         "form, for scores that do not fall to 0)",
     )
     p.add_argument(
+        "--coupling",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also fit gamma: the prompt term's scale B becomes B (C / C_c)^gamma (a variant "
+        "beside the paper's form, for models whose compute changes how many demonstrations "
+        "they need)",
+    )
+    p.add_argument(
         "--bound",
         action="append",
         default=[],
@@ -177,7 +186,7 @@ def fit_settings(args: argparse.Namespace) -> FitSettings:
     if args.config:
         fields.update(artifacts.fit_settings(load_config(args.config), args.variant or "main"))
     flags = ("law", "penalty", "penalty_width", "loss", "seed", "bootstrap", "holdout_npmt")
-    flags += ("floor",)
+    flags += ("floor", "coupling")
     fields.update({k: getattr(args, k) for k in flags if getattr(args, k) is not None})
     bounds = {**DEFAULT_BOUNDS, **fields.pop("bounds", {}), **parse_bounds(args.bound)}
     settings = FitSettings(

@@ -37,14 +37,22 @@ A fitted ``floor`` (a variant, not the paper's form) lifts either law to
 ``floor + (1 - floor) P``: the score a model reaches without the ability the law
 describes (guessing, copying an answer from the context), which the product form puts at 0.
 
+A fitted ``gamma`` (the coupling variant, not the paper's form) lets compute scale the
+prompt term: ``B (C / C_c)^gamma (n_pmt / n_pmt_c)^beta``. The product form assumes that
+compute and prompt length act separately (the ratio of two models' scores is the same at
+every prompt length); with ``gamma > 0`` a model with more compute needs fewer
+demonstrations for the same gain. ``gamma = 0`` is the paper's form.
+
 The fit (:mod:`ctxscale.analysis.fit`) searches the law in its own coordinates: ``theta = (log10 A,
 alpha, log10 B, beta)`` at fixed reference scales C_c and n_pmt_c, plus ``(log10 centre,
-log10 width)`` for a fitted penalty. :func:`predict_fit` evaluates the law there and
-:func:`jacobian_fit` is its analytic derivative; both live here, beside the law.
+log10 width)`` for a fitted penalty, ``gamma`` for the coupling and the ``floor``.
+:func:`predict_fit` evaluates the law there and :func:`jacobian_fit` is its analytic
+derivative; both live here, beside the law.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,10 +91,13 @@ def compute_term(C, A, C_c, alpha) -> np.ndarray:
     return saturating_from_log(log_x)
 
 
-def context_term(n_pmt, B, n_pmt_c, beta) -> np.ndarray:
-    """The prompt-length factor ``1 - exp(-B (n_pmt / n_pmt_c)^beta)``."""
+def context_term(n_pmt, B, n_pmt_c, beta, C=None, C_c=None, gamma: float = 0.0) -> np.ndarray:
+    """The prompt-length factor ``1 - exp(-B (n_pmt / n_pmt_c)^beta)``; with ``gamma``
+    (the coupling variant) ``B`` becomes ``B (C / C_c)^gamma``."""
     n_pmt = np.asarray(n_pmt, dtype=float)
     log_x = np.log(B) + beta * (np.log(n_pmt) - np.log(n_pmt_c))
+    if gamma != 0.0:
+        log_x = log_x + gamma * (np.log(np.asarray(C, dtype=float)) - np.log(C_c))
     return saturating_from_log(log_x)
 
 
@@ -165,12 +176,13 @@ def context_aware(
     width: float = DEFAULT_PENALTY_WIDTH,
     centre: float = 1.0,
     floor: float = 0.0,
+    gamma: float = 0.0,
 ) -> np.ndarray:
-    """The paper's context-aware law, broadcast over C, n_pmt and n_ctx (``floor`` 0 is the
-    paper's form)."""
+    """The paper's context-aware law, broadcast over C, n_pmt and n_ctx (``floor`` and
+    ``gamma`` 0 are the paper's form)."""
     p = (
         compute_term(C, A, C_c, alpha)
-        * context_term(n_pmt, B, n_pmt_c, beta)
+        * context_term(n_pmt, B, n_pmt_c, beta, C, C_c, gamma)
         * penalty(n_pmt, n_ctx, penalty_name, width, centre)
     )
     return with_floor(p, floor)
@@ -196,9 +208,10 @@ def predict(
     width: float = DEFAULT_PENALTY_WIDTH,
     centre: float = 1.0,
     floor: float = 0.0,
+    gamma: float = 0.0,
 ) -> np.ndarray:
     """Evaluate ``law`` with a parameter dict keyed by :data:`PARAM_NAMES` (and a fitted
-    ``floor``, 0 in the paper's form)."""
+    ``floor`` and ``gamma``, 0 in the paper's form)."""
     check_law(law)
     if law == "context_agnostic":
         p = context_agnostic(C, params["A"], params["C_c"], params["alpha"])
@@ -217,6 +230,7 @@ def predict(
         width=width,
         centre=centre,
         floor=floor,
+        gamma=gamma,
     )
 
 
@@ -230,8 +244,8 @@ class FitCoords:
 
     ``u = log(C / C_ref)``, ``v = log(n_pmt / n_pmt_ref)``, ``r = log(n_pmt / n_ctx)``;
     ``pen`` is the fixed penalty at each point (unused when ``fitted_penalty``: then
-    ``theta[4:6]`` are the penalty's log10 centre and log10 width). With ``floor`` the last
-    entry of theta is the floor.
+    ``theta[4:6]`` are the penalty's log10 centre and log10 width). With ``coupling`` the
+    next entry is gamma; with ``floor`` the last entry of theta is the floor.
     """
 
     u: np.ndarray
@@ -241,6 +255,7 @@ class FitCoords:
     agnostic: bool = False
     fitted_penalty: bool = False
     floor: bool = False
+    coupling: bool = False
     #: (distinct values, index of each point's value) of u, v and r: a task has a few
     #: compute levels and shot counts, so each factor is evaluated once per distinct value
     #: and gathered (the same numbers, an order of magnitude fewer transcendental calls).
@@ -262,6 +277,7 @@ class FitCoords:
         penalty_name: str = DEFAULT_PENALTY,
         width: float = DEFAULT_PENALTY_WIDTH,
         floor: bool = False,
+        coupling: bool = False,
     ) -> FitCoords:
         return cls(
             u=np.log(C) - math.log(C_ref),
@@ -271,7 +287,13 @@ class FitCoords:
             agnostic=law == "context_agnostic",
             fitted_penalty=penalty_name in FITTED_PENALTIES,
             floor=floor,
+            coupling=coupling,
         )
+
+    @property
+    def gamma_at(self) -> int:
+        """Index of gamma in theta (with ``coupling``)."""
+        return 4 + 2 * self.fitted_penalty
 
 
 def _fit_penalty(t: np.ndarray, x: FitCoords) -> np.ndarray:
@@ -294,7 +316,10 @@ def predict_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
         pred = f
     else:
         v, at_v = x.levels["v"]
-        g = saturating_from_log(_LN10 * t[2][:, None] + t[3][:, None] * v[None, :])[:, at_v]
+        lb = (_LN10 * t[2][:, None] + t[3][:, None] * v[None, :])[:, at_v]
+        if x.coupling:  # B (C / C_ref)^gamma: per point (C and n_pmt levels combine)
+            lb = lb + t[x.gamma_at][:, None] * x.u[None, :]
+        g = saturating_from_log(lb)
         pred = f * g * _fit_penalty(t, x)
     if x.floor:
         pred = t[-1][:, None] + (1.0 - t[-1][:, None]) * pred
@@ -305,7 +330,7 @@ def jacobian_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
     """d predict_fit / d theta at one theta, shape (n, k)."""
     if x.floor:
         # pred = floor + (1 - floor) core: the core's columns scaled, and d/d floor = 1 - core
-        inner = FitCoords(x.u, x.v, x.r, x.pen, x.agnostic, x.fitted_penalty)
+        inner = dataclasses.replace(x, floor=False)
         floor = float(theta[-1])
         core = predict_fit(theta[:-1], inner)
         return np.column_stack([(1.0 - floor) * jacobian_fit(theta[:-1], inner), 1.0 - core])
@@ -317,6 +342,8 @@ def jacobian_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
     if x.agnostic:
         return np.column_stack(cols_f)
     lb = _LN10 * theta[2] + theta[3] * x.v
+    if x.coupling:
+        lb = lb + theta[x.gamma_at] * x.u
     xb = np.exp(np.minimum(lb, _MAX_LOG_TERM))
     g = -np.expm1(-xb)
     dgb = np.exp(-xb) * xb
@@ -330,4 +357,6 @@ def jacobian_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
         dpen = pen * (1.0 - pen)
         fg = f * g * dpen * _LN10 / width
         cols += [fg, fg * (x.r - _LN10 * theta[4])]
+    if x.coupling:
+        cols.append(dgb * x.u * fp)
     return np.column_stack(cols)

@@ -339,6 +339,7 @@ def _provenance_section(doc: Report, res: Results) -> None:
         "fit_penalty_variant",
         "fit_loss_variant",
         "fit_floor_variant",
+        "fit_coupling_variant",
         "fit_extrapolation",
         "fit_agnostic",
     ):

@@ -47,6 +47,7 @@ class Inputs:
     fit_penalty_variant: Path | None = None
     fit_loss_variant: Path | None = None
     fit_floor_variant: Path | None = None
+    fit_coupling_variant: Path | None = None
     fit_extrapolation: Path | None = None
     fit_agnostic: Path | None = None
     ood: Path | None = None

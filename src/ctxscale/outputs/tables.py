@@ -83,7 +83,14 @@ def table_mae(res: Results) -> pd.DataFrame:
     if res.inputs.fit_loss_variant is not None:
         other = res.predicted("fit_loss_variant")
         other_setting = f"in_distribution_{res.fit('fit_loss_variant')['settings']['loss']}_loss"
-    floor = res.predicted("fit_floor_variant") if res.inputs.fit_floor_variant else None
+    variants = [
+        (setting, res.predicted(name))
+        for setting, name in (
+            ("in_distribution_floor", "fit_floor_variant"),
+            ("in_distribution_coupling", "fit_coupling_variant"),
+        )
+        if getattr(res.inputs, name) is not None
+    ]
     rows = []
     for task in task_order(set(main["task"]) | set(extra["task"])):
         held = extra[(extra["task"] == task) & (extra["n_pmt"] >= cutoff)]
@@ -93,8 +100,7 @@ def table_mae(res: Results) -> pd.DataFrame:
         settings = [("in_distribution", fitted, fitted)]
         if other is not None:
             settings.append((other_setting, other[other["task"] == task], fitted))
-        if floor is not None:
-            settings.append(("in_distribution_floor", floor[floor["task"] == task], fitted))
+        settings += [(setting, df[df["task"] == task], fitted) for setting, df in variants]
         settings += [("extrapolation", held, seen), ("extrapolation_longest_ctx", longest, seen)]
         for setting, df, known in settings:
             err = (df["score"] - df["predicted"]).abs().to_numpy()
@@ -269,6 +275,7 @@ SETTING_LABELS = {
     "in_distribution_squared_loss": "in-distribution, squared-loss fit",
     "in_distribution_huber_loss": "in-distribution, Huber-loss fit",
     "in_distribution_floor": "in-distribution, with a fitted floor (variant)",
+    "in_distribution_coupling": "in-distribution, prompt term coupled to compute (variant)",
     "extrapolation": "extrapolation (every model)",
     "extrapolation_longest_ctx": "extrapolation (longest n_ctx only)",
 }
