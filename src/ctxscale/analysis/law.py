@@ -316,10 +316,11 @@ def predict_fit(theta: np.ndarray, x: FitCoords) -> np.ndarray:
         pred = f
     else:
         v, at_v = x.levels["v"]
-        lb = (_LN10 * t[2][:, None] + t[3][:, None] * v[None, :])[:, at_v]
-        if x.coupling:  # B (C / C_ref)^gamma: per point (C and n_pmt levels combine)
-            lb = lb + t[x.gamma_at][:, None] * x.u[None, :]
-        g = saturating_from_log(lb)
+        lb = _LN10 * t[2][:, None] + t[3][:, None] * v[None, :]
+        if x.coupling:  # B (C / C_ref)^gamma: C and n_pmt combine, so per point
+            g = saturating_from_log(lb[:, at_v] + t[x.gamma_at][:, None] * x.u[None, :])
+        else:
+            g = saturating_from_log(lb)[:, at_v]
         pred = f * g * _fit_penalty(t, x)
     if x.floor:
         pred = t[-1][:, None] + (1.0 - t[-1][:, None]) * pred
