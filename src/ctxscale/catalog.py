@@ -257,7 +257,9 @@ TABLES: dict[str, Output] = {
             ),
             "Mean absolute error per task: in-distribution (main fit on every fitted point; "
             "with --fit-loss-variant also the same fit with the other loss, e.g. absolute "
-            "error, which the MAE itself measures) "
+            "error, which the MAE itself measures; with --fit-floor-variant and "
+            "--fit-coupling-variant also the law with a fitted floor and with its prompt "
+            "term coupled to compute, variants beside the paper's form) "
             "and long-context extrapolation (fit on n_pmt below the cut-off, scored on the "
             "held-out points of every model, and of the longest-context model alone: the "
             "paper's extrapolation figures use n_ctx = 128k, where held-out points lie inside "
