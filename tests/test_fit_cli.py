@@ -59,6 +59,18 @@ def test_fit_writes_the_contract(tmp_path, points_csv, capsys):
     assert s["bootstrap"]["n_resamples"] == 3 and "bounds" in s
 
 
+def test_fit_summary_shows_gamma_only_for_the_coupling_variant(tmp_path, points_csv, capsys):
+    """The printed table gains a gamma column (value and interval) with --coupling."""
+    out = tmp_path / "fit.json"
+    common = [str(points_csv), "--out", str(out), "--tasks", "other", "--jobs", "1"]
+    assert _fit([*common, "--coupling", "--bootstrap", "3"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    gamma = json.loads(out.read_text())["tasks"]["other"]["gamma"]
+    assert header.endswith("gamma [CI]") and f" {gamma:.3f} [" in row
+    assert _fit([*common, "--bootstrap", "0"]) == 0
+    assert "gamma [CI]" not in capsys.readouterr().out
+
+
 def test_same_seed_gives_byte_identical_fit_json(tmp_path, points_csv):
     a, b, c = (tmp_path / f"{n}.json" for n in "abc")
     common = [str(points_csv), "--bootstrap", "3", "--tasks", "arithmetic"]
