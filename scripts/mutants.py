@@ -126,12 +126,34 @@ MUTANTS = [
         "DEFAULT_PENALTY_WIDTH = 0.1",
         "DEFAULT_PENALTY_WIDTH = 0.2",
     ),
+    (
+        "law: the coupling scales B by n_pmt, not C (fit coordinates)",
+        LAW,
+        "g = saturating_from_log(lb[:, at_v] + t[x.gamma_at][:, None] * x.u[None, :])",
+        "g = saturating_from_log(lb[:, at_v] + t[x.gamma_at][:, None] * x.v[None, :])",
+    ),
+    (
+        "law: gamma dropped from the law's prompt term",
+        LAW,
+        "    if gamma != 0.0:\n        log_x = log_x + gamma",
+        "    if False:\n        log_x = log_x + gamma",
+    ),
+    (
+        "law: gamma's jacobian column over n_pmt, not C",
+        LAW,
+        "cols.append(dgb * x.u * fp)",
+        "cols.append(dgb * x.v * fp)",
+    ),
 ]
 # The fast tests of each mutated file.
 TESTS = {
     AGG: ["tests/test_aggregate.py", "tests/test_oracles_aggregate.py"],
     MET: ["tests/test_metrics.py", "tests/test_oracles_metrics.py"],
-    LAW: ["tests/test_law.py", "tests/test_oracles_law.py"],
+    LAW: [
+        "tests/test_law.py",
+        "tests/test_oracles_law.py",
+        "tests/test_fit.py::test_jacobian_matches_finite_differences",
+    ],
 }
 
 
