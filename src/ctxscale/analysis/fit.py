@@ -337,7 +337,7 @@ def _identifiable_from_theta(
         ident["log10_B_n_pmt_c"] = float(theta[2]) - float(theta[3]) * math.log10(n_pmt_ref)
         ident["beta"] = float(theta[3])
     extras = _extras_from_theta(theta, settings)
-    if "gamma" in extras:  # B C^gamma n_pmt^beta: the coefficient at C = 1 as well
+    if "gamma" in extras:  # the coefficient of C^gamma n_pmt^beta, C_c's share removed too
         ident["log10_B_n_pmt_c"] -= extras["gamma"] * math.log10(C_ref)
     ident.update(extras)
     return ident
