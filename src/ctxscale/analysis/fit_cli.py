@@ -221,10 +221,10 @@ def _print_summary(result) -> None:
         lo, hi = tf.ci["identifiable"][key]
         return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
-    gamma = result.settings.coupling
+    keys = ("alpha", "beta", "gamma") if result.settings.coupling else ("alpha", "beta")
     print(
         f"{'task':<16} {'n_points':>8} {'mae':>8} {'mae_heldout':>11}  "
-        f"{'alpha [CI]':<24} " + (f"{'beta [CI]':<24} gamma [CI]" if gamma else "beta [CI]")
+        + " ".join(f"{k + ' [CI]':<24}" for k in keys).rstrip()
     )
     for name in sorted(result.tasks):
         t = result.tasks[name]
@@ -232,12 +232,7 @@ def _print_summary(result) -> None:
         held_s = f"{held:.4f}" if held is not None else "-"
         print(
             f"{name:<16} {t.n_points:>8d} {t.mae:>8.4f} {held_s:>11}  "
-            f"{exponent(t, 'alpha'):<24} "
-            + (
-                f"{exponent(t, 'beta'):<24} {exponent(t, 'gamma')}"
-                if gamma
-                else exponent(t, "beta")
-            )
+            + " ".join(f"{exponent(t, k):<24}" for k in keys).rstrip()
         )
 
 
